@@ -1,0 +1,17 @@
+// The `deepsearch` subcommands. Each Add*Command registers its subcommand(s) on `app`; the
+// callbacks run after parsing and store the process exit code in `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace deepsearch::cli {
+
+// Exit codes shared by every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the command ran and failed (bad input, I/O)
+inline constexpr int kExitUsage = 2;    // the command line itself was wrong
+
+void AddVersionCommand(CLI::App& app, int& exit_code);
+void AddConfigCommand(CLI::App& app, int& exit_code);
+
+}  // namespace deepsearch::cli

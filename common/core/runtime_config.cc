@@ -1,0 +1,83 @@
+#include "common/core/runtime_config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace deepsearch {
+
+void LoggingConfig::Bind(ConfigBinder& b) {
+  b.Enum("level", level,
+         {{"debug", LogLevel::kDebug},
+          {"info", LogLevel::kInfo},
+          {"warning", LogLevel::kWarning},
+          {"error", LogLevel::kError},
+          {"off", LogLevel::kOff}},
+         "Minimum level logged; DEEPSEARCH_LOG_LEVEL overrides it");
+}
+
+void RuntimeConfig::Bind(ConfigBinder& b) {
+  b.Field("torch_threads", torch_threads, "Torch intra-op threads per process").Range(1, 256);
+  b.Field("torch_interop_threads", torch_interop_threads, "Torch inter-op threads per process")
+      .Range(1, 256);
+}
+
+void TlsConfig::Bind(ConfigBinder& b) {
+  b.Field("enabled", enabled, "Serve and connect over TLS");
+  b.Field("cert_file", cert_file, "PEM certificate chain presented by this process");
+  b.Field("key_file", key_file, "PEM private key of cert_file");
+  b.Field("ca_file", ca_file, "PEM CA bundle that verifies the peer (empty: system roots)");
+  b.Field("require_client_cert", require_client_cert,
+          "Servers demand client certificates (mutual TLS)");
+  b.Field("server_name_override", server_name_override,
+          "Clients: name expected in the server certificate");
+  b.Require(!require_client_cert || enabled, "require_client_cert", "needs enabled: true");
+  b.Require(!require_client_cert || !ca_file.empty(), "require_client_cert",
+            "needs ca_file to verify client certificates");
+  b.Require(cert_file.empty() == key_file.empty(), "key_file",
+            "cert_file and key_file must be set together");
+}
+
+void AuthConfig::Bind(ConfigBinder& b) {
+  b.Field("token_file", token_file, "File holding the shared bearer token (empty: use token_env)");
+  b.Field("token_env", token_env,
+          "Environment variable holding the token when token_file is empty");
+}
+
+void RpcConfig::Bind(ConfigBinder& b) {
+  b.Field("max_receive_message_bytes", max_receive_message_bytes, "Largest message accepted")
+      .Range(1ll << 10, (1ll << 31) - 1);
+  b.Field("max_send_message_bytes", max_send_message_bytes, "Largest message sent")
+      .Range(1ll << 10, (1ll << 31) - 1);
+  b.Field("keepalive_time", keepalive_time, "Interval between HTTP/2 keepalive pings").Positive();
+  b.Field("keepalive_timeout", keepalive_timeout, "How long to wait for a ping's answer")
+      .Positive();
+  b.Section("tls", tls, "Transport security");
+  b.Section("auth", auth, "Bearer-token authentication");
+}
+
+absl::StatusOr<std::string> ReadAuthToken(const AuthConfig& auth) {
+  if (!auth.token_file.empty()) {
+    std::ifstream in(auth.token_file, std::ios::binary);
+    if (!in)
+      return absl::NotFoundError(
+          absl::StrCat("auth.token_file ", auth.token_file, ": cannot open"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::string token(absl::StripAsciiWhitespace(text.str()));
+    if (token.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth.token_file ", auth.token_file, ": file is empty"));
+    }
+    return token;
+  }
+  if (auth.token_env.empty()) return std::string();
+  const char* value = std::getenv(auth.token_env.c_str());
+  if (value == nullptr) return std::string();
+  return std::string(absl::StripAsciiWhitespace(value));
+}
+
+}  // namespace deepsearch

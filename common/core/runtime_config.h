@@ -1,0 +1,76 @@
+// Config sections every binary shares: logging, process runtime (threads), and the RPC
+// security and transport settings of the deployment (TLS material, bearer token, message
+// limits). Plain data: the gRPC layer (common/rpc) and the model layer apply them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "common/core/config.h"
+#include "common/core/logging.h"
+
+namespace deepsearch {
+
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+
+  void Bind(ConfigBinder& b);
+};
+
+struct RuntimeConfig {
+  // Torch intra-op threads per process. One is fastest on small CPU machines: a second
+  // thread costs milliseconds of synchronisation per op when another process is busy.
+  int32_t torch_threads = 1;
+  int32_t torch_interop_threads = 1;
+
+  void Bind(ConfigBinder& b);
+};
+
+struct TlsConfig {
+  bool enabled = false;
+  // PEM files. A server needs cert_file and key_file; a client needs ca_file (or the system
+  // roots when empty). With require_client_cert both sides present certificates (mutual TLS).
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+  bool require_client_cert = false;
+  // Clients: the name expected in the server's certificate when it differs from the target
+  // host (tests, IP-address targets).
+  std::string server_name_override;
+
+  void Bind(ConfigBinder& b);
+};
+
+struct AuthConfig {
+  // A shared bearer token, read from this file (Kubernetes mounts Secrets as files) or, when
+  // the file is unset, from the environment variable named by token_env. No token: no auth.
+  // Servers require "authorization: Bearer <token>" on every call but health checks;
+  // clients send it.
+  std::string token_file;
+  std::string token_env = "DEEPSEARCH_AUTH_TOKEN";
+
+  void Bind(ConfigBinder& b);
+};
+
+struct RpcConfig {
+  // Message size caps; big payloads (weights) travel as streams of smaller chunks.
+  int64_t max_receive_message_bytes = 64ll << 20;
+  int64_t max_send_message_bytes = 64ll << 20;
+  // HTTP/2 keepalive pings, so dead peers are noticed through NATs and load balancers.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  TlsConfig tls;
+  AuthConfig auth;
+
+  void Bind(ConfigBinder& b);
+};
+
+// Reads the bearer token that `auth` names: the file's contents or the environment
+// variable's value, surrounding whitespace removed. Empty when neither is set. An unreadable
+// or empty token file is an error.
+absl::StatusOr<std::string> ReadAuthToken(const AuthConfig& auth);
+
+}  // namespace deepsearch

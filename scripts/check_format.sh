@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fails (and lists the files) when any C++ or proto source differs from clang-format's output.
+#   scripts/check_format.sh          check
+#   scripts/check_format.sh --fix    rewrite the files in place
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(find actor bench cache_service cli common learner proto tests \
+  \( -name '*.h' -o -name '*.cc' -o -name '*.proto' \) -type f 2>/dev/null | sort)
+if [[ "${1:-}" == "--fix" ]]; then
+  clang-format -i "${files[@]}"
+  exit 0
+fi
+bad=()
+for f in "${files[@]}"; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+done
+if ((${#bad[@]} > 0)); then
+  echo "not clang-formatted (run scripts/check_format.sh --fix):" >&2
+  printf '  %s\n' "${bad[@]}" >&2
+  exit 1
+fi
+echo "format: ${#files[@]} files clean"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package this project needs to build, test and run.
+#
+# Idempotent: when everything is present it checks and exits in about a second
+# (no apt-get update). Run as root, or as a user with sudo.
+#
+#   scripts/setup.sh            install what is missing
+#   scripts/setup.sh --check    report what is missing, install nothing (exit 1 if any)
+set -euo pipefail
+
+# One line per concern; keep each list sorted. A package the code starts using
+# goes here in the same change.
+PACKAGES=(
+  # Toolchain and build.
+  build-essential ccache cmake git ninja-build pkg-config
+  # Formatting and static analysis (the format check runs in the test suite).
+  clang-format clang-tidy
+  # LibTorch (CPU) with a fast BLAS; without OpenBLAS LibTorch falls back to the
+  # reference BLAS, ~16x slower. Gloo headers are for c10d's ProcessGroupGloo.
+  libgloo-dev libopenblas0-openmp libtorch-dev
+  # gRPC, Protobuf, Abseil.
+  libabsl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # Tests and benchmarks.
+  libbenchmark-dev libgmock-dev libgtest-dev
+  # Parsing, CLI, logging, hashing.
+  libcli11-dev libspdlog-dev libxxhash-dev libyaml-cpp-dev nlohmann-json3-dev
+)
+
+check_only=0
+if [[ "${1:-}" == "--check" ]]; then check_only=1; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  # dpkg-query prints "install ok installed" for a package that is fully set up.
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} > 0)); then
+  if ((check_only)); then
+    echo "setup: missing packages: ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: not root and no sudo; run as root" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  echo "setup: installing ${#missing[@]} package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Trap: LibTorch must resolve libblas.so.3 to OpenBLAS, not the reference BLAS.
+blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | awk '/^Value:/{print $2}')
+if [[ "$blas" != *openblas* ]]; then
+  echo "setup: libblas.so.3 resolves to '${blas:-nothing}', expected OpenBLAS" >&2
+  exit 1
+fi
+echo "setup: all ${#PACKAGES[@]} packages present; BLAS = $blas"
