@@ -1,6 +1,8 @@
 #include "common/model/torch_runtime.h"
 
-#include <fstream>
+#include <dlfcn.h>
+
+#include <filesystem>
 #include <string>
 
 #include <ATen/Parallel.h>
@@ -15,18 +17,15 @@
 namespace deepsearch {
 namespace {
 
-// The first mapped shared object whose file name mentions BLAS.
-std::string MappedBlasLibrary() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    const size_t slash = line.find('/');
-    if (slash == std::string::npos) continue;
-    const std::string path = line.substr(slash);
-    const std::string file = path.substr(path.rfind('/') + 1);
-    if (absl::StrContains(file, "blas") && absl::StrContains(file, ".so")) return path;
-  }
-  return "";
+// The shared object that provides sgemm_ (the Fortran BLAS entry LibTorch calls), with links
+// resolved (Debian's libblas.so.3 is an alternatives link); empty if no BLAS is loaded.
+std::string LoadedBlasLibrary() {
+  void* sgemm = ::dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info;
+  if (sgemm == nullptr || ::dladdr(sgemm, &info) == 0 || info.dli_fname == nullptr) return "";
+  std::error_code error;
+  const std::filesystem::path resolved = std::filesystem::canonical(info.dli_fname, error);
+  return error ? std::string(info.dli_fname) : resolved.string();
 }
 
 std::string FirstLineContaining(const std::string& text, std::string_view needle) {
@@ -50,9 +49,7 @@ TorchRuntimeInfo GetTorchRuntimeInfo() {
   info.cuda_devices = info.cuda_available ? static_cast<int>(at::getNumGPUs()) : 0;
   info.intra_op_threads = at::get_num_threads();
   info.inter_op_threads = at::get_num_interop_threads();
-  // Touch BLAS once so the library is mapped, then find it.
-  (void)at::mm(at::ones({2, 2}), at::ones({2, 2}));
-  info.blas_library = MappedBlasLibrary();
+  info.blas_library = LoadedBlasLibrary();
   const std::string parallel = at::get_parallel_info();
   info.parallel_backend = FirstLineContaining(parallel, "backend");
   return info;
