@@ -24,6 +24,8 @@ PACKAGES=(
   libbenchmark-dev libgmock-dev libgtest-dev
   # Parsing, CLI, logging, hashing.
   libcli11-dev libspdlog-dev libxxhash-dev libyaml-cpp-dev nlohmann-json3-dev
+  # Text: PCRE2 for the Qwen2 pre-tokenizer regex, utf8proc for NFC normalisation.
+  libpcre2-dev libutf8proc-dev
 )
 
 check_only=0
