@@ -1,0 +1,209 @@
+#include "common/model/generator.h"
+
+#include <algorithm>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/core/logging.h"
+#include "common/core/status.h"
+
+namespace deepsearch {
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStopToken:
+      return "stop_token";
+    case FinishReason::kStopString:
+      return "stop_string";
+    case FinishReason::kLength:
+      return "length";
+  }
+  return "length";
+}
+
+namespace {
+
+// One sample in flight.
+struct Live {
+  int32_t request = 0;
+  int32_t sample = 0;
+  KvCache::SequenceId sequence = 0;
+  Rng rng{0};
+  int32_t logits_row = 0;  // row of the current logits that belongs to this sample
+  std::string tail;        // the last bytes of text, for stop strings
+  bool done = false;
+};
+
+bool Contains(const std::vector<int32_t>& ids, int32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+}  // namespace
+
+Generator::Generator(const Qwen2Model& model, GeneratorOptions options)
+    : model_(model), options_(std::move(options)) {
+  if (options_.vocab_limit <= 0 || options_.vocab_limit > model_.config().vocab_size) {
+    options_.vocab_limit = model_.config().vocab_size;
+  }
+  options_.max_batch = std::max(options_.max_batch, 1);
+}
+
+absl::StatusOr<std::vector<std::vector<GeneratedSample>>> Generator::Generate(
+    absl::Span<const GenerationRequest> requests) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const GenerationRequest& r = requests[i];
+    auto bad = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(absl::StrCat("request ", i, ": ", what));
+    };
+    if (r.prompt.empty()) return bad("empty prompt");
+    if (r.num_samples < 1)
+      return bad(absl::StrCat("num_samples must be >= 1, got ", r.num_samples));
+    if (absl::Status s = r.sampling.Validate(); !s.ok()) return bad(s.message());
+    if (!r.sampling.stop_strings.empty() && !options_.token_bytes)
+      return bad("stop strings need a tokenizer");
+    for (int32_t t : r.prompt) {
+      if (t < 0 || t >= model_.config().vocab_size)
+        return bad(absl::StrCat("prompt token ", t, " out of range"));
+    }
+  }
+
+  std::vector<std::vector<GeneratedSample>> results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i)
+    results[i].resize(static_cast<size_t>(requests[i].num_samples));
+  KvCache cache = model_.NewCache();
+  std::deque<int32_t> waiting;
+  for (size_t i = 0; i < requests.size(); ++i) waiting.push_back(static_cast<int32_t>(i));
+  std::vector<Live> live;
+  at::Tensor logits;  // [rows, vocab], rows indexed by Live::logits_row
+
+  try {
+    while (!waiting.empty() || !live.empty()) {
+      // Admit waiting requests while there is room: prefill their prompts in one step.
+      std::vector<int32_t> admitted;
+      int64_t planned = static_cast<int64_t>(live.size());
+      while (
+          !waiting.empty() &&
+          (planned == 0 || planned + requests[static_cast<size_t>(waiting.front())].num_samples <=
+                               options_.max_batch)) {
+        planned += requests[static_cast<size_t>(waiting.front())].num_samples;
+        admitted.push_back(waiting.front());
+        waiting.pop_front();
+      }
+      if (!admitted.empty()) {
+        std::vector<StepInput> prefill;
+        for (int32_t r : admitted) {
+          prefill.push_back({cache.Create(), requests[static_cast<size_t>(r)].prompt});
+        }
+        DS_ASSIGN_OR_RETURN(at::Tensor prefill_logits, model_.Step(cache, prefill));
+        // Rows: live samples keep theirs (0..live-1 after the decode step below); admitted
+        // samples read the prefill rows, appended after them.
+        const int32_t base = logits.defined() ? static_cast<int32_t>(logits.size(0)) : 0;
+        logits = logits.defined() ? at::cat({logits, prefill_logits}) : prefill_logits;
+        for (size_t k = 0; k < admitted.size(); ++k) {
+          const GenerationRequest& r = requests[static_cast<size_t>(admitted[k])];
+          const Rng root(r.sampling.seed);
+          for (int32_t j = 0; j < r.num_samples; ++j) {
+            Live s;
+            s.request = admitted[k];
+            s.sample = j;
+            s.sequence = j == 0 ? prefill[k].sequence : cache.Fork(prefill[k].sequence);
+            s.rng = root.Fork(static_cast<uint64_t>(j));
+            s.logits_row = base + static_cast<int32_t>(k);
+            live.push_back(std::move(s));
+          }
+        }
+      }
+
+      // Log-probs and entropies of every row under its sample's temperature.
+      const int64_t rows = static_cast<int64_t>(live.size());
+      std::vector<float> temperature(static_cast<size_t>(rows));
+      std::vector<int64_t> row_index(static_cast<size_t>(rows));
+      for (size_t k = 0; k < live.size(); ++k) {
+        temperature[k] = requests[static_cast<size_t>(live[k].request)].sampling.temperature;
+        row_index[k] = live[k].logits_row;
+      }
+      const at::Tensor rows_t = at::from_blob(row_index.data(), {rows}, at::kLong)
+                                    .to(logits.device(), at::kLong, false, true);
+      const at::Tensor temp_t = at::from_blob(temperature.data(), {rows, 1}, at::kFloat)
+                                    .to(logits.device(), at::kFloat, false, true);
+      const at::Tensor scaled =
+          logits.index_select(0, rows_t).narrow(1, 0, options_.vocab_limit) / temp_t;
+      const at::Tensor logp = at::log_softmax(scaled, -1);
+      const at::Tensor entropy = -(logp.exp() * logp).sum(-1);
+      const at::Tensor logp_cpu = logp.to(at::kCPU).contiguous();
+      const at::Tensor entropy_cpu = entropy.to(at::kCPU).contiguous();
+      const float* logp_data = logp_cpu.data_ptr<float>();
+      const float* entropy_data = entropy_cpu.data_ptr<float>();
+
+      // Sample one token for every live sample and decide whether it stops.
+      std::vector<StepInput> decode;
+      std::vector<int32_t> next_tokens(live.size());
+      for (size_t k = 0; k < live.size(); ++k) {
+        Live& s = live[k];
+        const SamplingParams& p = requests[static_cast<size_t>(s.request)].sampling;
+        const absl::Span<const float> row(logp_data + k * static_cast<size_t>(options_.vocab_limit),
+                                          static_cast<size_t>(options_.vocab_limit));
+        const int32_t token = SampleToken(row, p.top_k, p.top_p, s.rng);
+        GeneratedSample& out =
+            results[static_cast<size_t>(s.request)][static_cast<size_t>(s.sample)];
+        out.tokens.push_back(token);
+        out.logprobs.push_back(row[static_cast<size_t>(token)]);
+        out.entropies.push_back(entropy_data[k]);
+        next_tokens[k] = token;
+        if (Contains(options_.eos_token_ids, token)) {
+          out.finish = FinishReason::kEos;
+          s.done = true;
+        } else if (Contains(p.stop_token_ids, token)) {
+          out.finish = FinishReason::kStopToken;
+          s.done = true;
+        } else if (!p.stop_strings.empty()) {
+          size_t longest = 0;
+          for (const std::string& stop : p.stop_strings) longest = std::max(longest, stop.size());
+          const size_t before = s.tail.size();
+          s.tail += options_.token_bytes(token);
+          for (const std::string& stop : p.stop_strings) {
+            // Only matches that end in the new bytes.
+            const size_t from = before >= stop.size() - 1 ? before - (stop.size() - 1) : 0;
+            if (s.tail.find(stop, from) != std::string::npos) {
+              out.finish = FinishReason::kStopString;
+              s.done = true;
+              break;
+            }
+          }
+          if (s.tail.size() > longest) s.tail.erase(0, s.tail.size() - longest);
+        }
+        if (!s.done && static_cast<int32_t>(out.tokens.size()) >= p.max_new_tokens) {
+          out.finish = FinishReason::kLength;
+          s.done = true;
+        }
+      }
+      std::vector<Live> still;
+      std::vector<int32_t> still_tokens;
+      for (size_t k = 0; k < live.size(); ++k) {
+        if (live[k].done) {
+          cache.Release(live[k].sequence);
+        } else {
+          still.push_back(std::move(live[k]));
+          still_tokens.push_back(next_tokens[k]);
+        }
+      }
+      live = std::move(still);
+      logits = at::Tensor();
+      if (live.empty()) continue;
+
+      for (size_t k = 0; k < live.size(); ++k) {
+        decode.push_back({live[k].sequence, absl::Span<const int32_t>(&still_tokens[k], 1)});
+        live[k].logits_row = static_cast<int32_t>(k);
+      }
+      DS_ASSIGN_OR_RETURN(logits, model_.Step(cache, decode));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("Generate: ", e.what_without_backtrace()));
+  }
+  return results;
+}
+
+}  // namespace deepsearch

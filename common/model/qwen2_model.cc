@@ -1,0 +1,447 @@
+#include "common/model/qwen2_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+#include "common/core/logging.h"
+#include "common/core/rng.h"
+#include "common/core/status.h"
+#include "common/model/attention_cpu.h"
+
+namespace deepsearch {
+namespace {
+
+// y = w * (x_fp32 * rsqrt(mean(x_fp32^2) + eps)).to(dtype), as Qwen2RMSNorm.
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor variance = xf.pow(2).mean({-1}, /*keepdim=*/true);
+  return weight * (xf * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+// rotate_half: (x1, x2) -> (-x2, x1) over the two halves of the last dimension.
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + RotateHalf(x) * sin;
+}
+
+std::string LayerName(int64_t i, std::string_view rest) {
+  return absl::StrCat("model.layers.", i, ".", std::string(rest));
+}
+
+}  // namespace
+
+absl::StatusOr<at::ScalarType> ParseModelDtype(std::string_view name) {
+  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", std::string(name),
+                                                 "' (expected float32, bfloat16 or float16)"));
+}
+
+absl::StatusOr<at::Device> ParseDevice(std::string_view name) {
+  try {
+    return at::Device(std::string(name));
+  } catch (const c10::Error&) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown device '", std::string(name), "' (expected cpu, cuda or cuda:N)"));
+  }
+}
+
+Qwen2Model::Qwen2Model(const Qwen2Config& config, const ModelOptions& options)
+    : config_(config), options_(options) {
+  const auto opts = at::TensorOptions().dtype(options.dtype).device(options.device);
+  const int64_t h = config.hidden_size, d = config.head_dim, i = config.intermediate_size;
+  const int64_t qkv_rows = (config.num_attention_heads + 2 * config.num_key_value_heads) * d;
+  embed_ = at::zeros({config.vocab_size, h}, opts);
+  final_norm_ = at::zeros({h}, opts);
+  lm_head_ = config.tie_word_embeddings ? embed_ : at::zeros({config.vocab_size, h}, opts);
+  layers_.resize(static_cast<size_t>(config.num_hidden_layers));
+  for (Layer& layer : layers_) {
+    layer.input_norm = at::zeros({h}, opts);
+    layer.qkv_weight = at::zeros({qkv_rows, h}, opts);
+    layer.qkv_bias = at::zeros({qkv_rows}, opts);
+    layer.o_weight = at::zeros({h, config.num_attention_heads * d}, opts);
+    layer.post_norm = at::zeros({h}, opts);
+    layer.gate_up_weight = at::zeros({2 * i, h}, opts);
+    layer.down_weight = at::zeros({h, i}, opts);
+  }
+  // inv_freq[j] = 1 / theta^(2j/D), computed in fp32 from an int64 arange, as the reference.
+  inv_freq_ = 1.0 / at::pow(config.rope_theta,
+                            at::arange(0, d, 2, at::kLong).to(at::kFloat) / static_cast<double>(d));
+  inv_freq_ = inv_freq_.to(options.device);
+}
+
+absl::StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::Create(const Qwen2Config& config,
+                                                               const ModelOptions& options) {
+  DS_RETURN_IF_ERROR(config.Validate());
+  if (options.dtype != at::kFloat && options.dtype != at::kBFloat16 && options.dtype != at::kHalf) {
+    return absl::InvalidArgumentError("model dtype must be float32, bfloat16 or float16");
+  }
+  // Some builds lack matrix products in some dtypes (LibTorch 1.13 has no float16 GEMM on
+  // CPU): find out now, with a clear error, rather than in the middle of a forward pass.
+  try {
+    const auto probe = at::TensorOptions().dtype(options.dtype).device(options.device);
+    (void)at::linear(at::ones({2, 2}, probe), at::ones({2, 2}, probe), at::ones({2}, probe));
+  } catch (const c10::Error&) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("this LibTorch cannot multiply ", c10::toString(options.dtype),
+                     " matrices on ", options.device.str(), " (use float32 or bfloat16 there)"));
+  }
+  try {
+    return std::unique_ptr<Qwen2Model>(new Qwen2Model(config, options));
+  } catch (const c10::Error& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate the model (",
+                                                     config.NumParameters(),
+                                                     " parameters): ", e.what_without_backtrace()));
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Qwen2Model::NamedParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const int64_t q = config_.num_attention_heads * config_.head_dim;
+  const int64_t kv = config_.num_key_value_heads * config_.head_dim;
+  const int64_t inter = config_.intermediate_size;
+  out.emplace_back("model.embed_tokens.weight", embed_);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    const Layer& l = layers_[static_cast<size_t>(i)];
+    out.emplace_back(LayerName(i, "input_layernorm.weight"), l.input_norm);
+    out.emplace_back(LayerName(i, "self_attn.q_proj.weight"), l.qkv_weight.narrow(0, 0, q));
+    out.emplace_back(LayerName(i, "self_attn.q_proj.bias"), l.qkv_bias.narrow(0, 0, q));
+    out.emplace_back(LayerName(i, "self_attn.k_proj.weight"), l.qkv_weight.narrow(0, q, kv));
+    out.emplace_back(LayerName(i, "self_attn.k_proj.bias"), l.qkv_bias.narrow(0, q, kv));
+    out.emplace_back(LayerName(i, "self_attn.v_proj.weight"), l.qkv_weight.narrow(0, q + kv, kv));
+    out.emplace_back(LayerName(i, "self_attn.v_proj.bias"), l.qkv_bias.narrow(0, q + kv, kv));
+    out.emplace_back(LayerName(i, "self_attn.o_proj.weight"), l.o_weight);
+    out.emplace_back(LayerName(i, "post_attention_layernorm.weight"), l.post_norm);
+    out.emplace_back(LayerName(i, "mlp.gate_proj.weight"), l.gate_up_weight.narrow(0, 0, inter));
+    out.emplace_back(LayerName(i, "mlp.up_proj.weight"), l.gate_up_weight.narrow(0, inter, inter));
+    out.emplace_back(LayerName(i, "mlp.down_proj.weight"), l.down_weight);
+  }
+  out.emplace_back("model.norm.weight", final_norm_);
+  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  return out;
+}
+
+std::vector<std::string> Qwen2Model::ParameterNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : NamedParameters()) names.push_back(name);
+  return names;
+}
+
+std::vector<at::Tensor> Qwen2Model::Parameters() const {
+  std::vector<at::Tensor> out{embed_, final_norm_};
+  if (!config_.tie_word_embeddings) out.push_back(lm_head_);
+  for (const Layer& l : layers_) {
+    for (const at::Tensor& t : {l.input_norm, l.qkv_weight, l.qkv_bias, l.o_weight, l.post_norm,
+                                l.gate_up_weight, l.down_weight}) {
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+void Qwen2Model::InitializeRandom(uint64_t seed) {
+  at::NoGradGuard no_grad;
+  const Rng base(seed);
+  uint64_t stream = 0;
+  for (auto& [name, tensor] : NamedParameters()) {
+    ++stream;
+    const bool is_norm = name.find("norm.weight") != std::string::npos;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) {
+      tensor.fill_(1.0);
+    } else if (is_bias) {
+      tensor.zero_();
+    } else {
+      Rng rng = base.Fork(stream);
+      std::vector<float> values(static_cast<size_t>(tensor.numel()));
+      for (float& v : values) v = static_cast<float>(rng.Normal() * config_.initializer_range);
+      tensor.copy_(at::from_blob(values.data(), tensor.sizes(), at::kFloat));
+    }
+  }
+}
+
+absl::Status Qwen2Model::LoadTensors(const std::function<at::Tensor(const std::string&)>& lookup) {
+  at::NoGradGuard no_grad;
+  std::vector<std::string> missing, mismatched;
+  for (auto& [name, param] : NamedParameters()) {
+    at::Tensor source = lookup(name);
+    if (!source.defined() && name.rfind("model.", 0) == 0)
+      source = lookup(name.substr(6));  // base-model layout
+    if (!source.defined()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (source.sizes() != param.sizes()) {
+      mismatched.push_back(absl::StrCat(name, ": expected [", absl::StrJoin(param.sizes(), ", "),
+                                        "], got [", absl::StrJoin(source.sizes(), ", "), "]"));
+      continue;
+    }
+    try {
+      param.copy_(source);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("tensor ", name, ": ", e.what_without_backtrace()));
+    }
+  }
+  if (missing.empty() && mismatched.empty()) return absl::OkStatus();
+  std::string message;
+  if (!missing.empty())
+    absl::StrAppend(&message, missing.size(), " missing tensor(s): ", absl::StrJoin(missing, ", "));
+  if (!mismatched.empty()) {
+    absl::StrAppend(&message, message.empty() ? "" : "; ", mismatched.size(),
+                    " tensor(s) with the wrong shape: ", absl::StrJoin(mismatched, "; "));
+  }
+  return absl::InvalidArgumentError(message);
+}
+
+std::pair<at::Tensor, at::Tensor> Qwen2Model::Rotary(const at::Tensor& positions) const {
+  // freqs = pos * inv_freq in fp32; emb = cat(freqs, freqs); cos/sin in fp32, then the model dtype.
+  const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(options_.dtype), emb.sin().to(options_.dtype)};
+}
+
+Qwen2Model::Projected Qwen2Model::Project(const Layer& layer, const at::Tensor& h,
+                                          const at::Tensor& cos, const at::Tensor& sin) const {
+  const int64_t b = h.size(0), s = h.size(1);
+  const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
+                d = config_.head_dim;
+  const at::Tensor qkv = at::linear(h, layer.qkv_weight, layer.qkv_bias);
+  const at::Tensor c = cos.unsqueeze(2), sn = sin.unsqueeze(2);  // [B, S, 1, D]
+  return {ApplyRotary(qkv.narrow(-1, 0, n_heads * d).view({b, s, n_heads, d}), c, sn),
+          ApplyRotary(qkv.narrow(-1, n_heads * d, n_kv * d).view({b, s, n_kv, d}), c, sn),
+          qkv.narrow(-1, (n_heads + n_kv) * d, n_kv * d).view({b, s, n_kv, d})};
+}
+
+at::Tensor Qwen2Model::AttendDense(const at::Tensor& q, const at::Tensor& keys,
+                                   const at::Tensor& values, const at::Tensor& allowed) const {
+  const int64_t b = q.size(0), s = q.size(1), t = keys.size(2);
+  const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
+                d = config_.head_dim;
+  const int64_t n_rep = n_heads / n_kv;
+  // GQA with contiguous groups: query head h reads KV head h / n_rep. The n_rep query heads of
+  // a group become rows of one matrix product with that group's keys.
+  const at::Tensor grouped =
+      q.view({b, s, n_kv, n_rep, d}).permute({0, 2, 3, 1, 4}).reshape({b, n_kv, n_rep * s, d});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const at::Tensor scores =
+      at::matmul(grouped, keys.transpose(-1, -2)) * scale;  // [B, nKV, n_rep*S, T]
+  const at::Tensor masked =
+      scores.view({b, n_kv, n_rep, s, t})
+          .to(at::kFloat)
+          .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  const at::Tensor probs = at::softmax(masked, -1).to(options_.dtype).view({b, n_kv, n_rep * s, t});
+  return at::matmul(probs, values)
+      .view({b, n_kv, n_rep, s, d})
+      .permute({0, 3, 1, 2, 4})
+      .reshape({b, s, n_heads * d});
+}
+
+at::Tensor Qwen2Model::Mlp(const Layer& layer, const at::Tensor& h) const {
+  const int64_t inter = config_.intermediate_size;
+  const at::Tensor gate_up = at::linear(h, layer.gate_up_weight);
+  return at::linear(at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter),
+                    layer.down_weight);
+}
+
+at::Tensor Qwen2Model::Forward(const at::Tensor& ids, const at::Tensor& lengths) const {
+  DS_CHECK(ids.dim() == 2 && lengths.dim() == 1 && lengths.size(0) == ids.size(0))
+      << "Forward: bad input shapes";
+  const int64_t b = ids.size(0), t = ids.size(1);
+  const auto device = options_.device;
+  const at::Tensor positions =
+      at::arange(t, at::TensorOptions().dtype(at::kLong).device(device)).expand({b, t});
+  const auto [cos, sin] = Rotary(positions);
+  // allowed[b, s, k] = k <= s and k < length[b]; shaped [B, 1, 1, S, T] for the grouped scores.
+  const at::Tensor key = at::arange(t, at::TensorOptions().dtype(at::kLong).device(device));
+  const at::Tensor causal = key.view({1, t}) <= key.view({t, 1});                   // [S, T]
+  const at::Tensor in_length = key.view({1, t}) < lengths.to(device).view({b, 1});  // [B, T]
+  const at::Tensor allowed = (causal.unsqueeze(0) & in_length.unsqueeze(1)).view({b, 1, 1, t, t});
+  at::Tensor x = at::embedding(embed_, ids.to(device));
+  for (const Layer& layer : layers_) {
+    const Projected p =
+        Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
+    x = x + at::linear(AttendDense(p.q, p.k.transpose(1, 2), p.v.transpose(1, 2), allowed),
+                       layer.o_weight);
+    x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
+  }
+  return at::linear(RmsNorm(x, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
+}
+
+KvCache Qwen2Model::NewCache(int64_t initial_slots, int64_t initial_length) const {
+  return KvCache(config_, options_.dtype, options_.device, initial_slots, initial_length);
+}
+
+absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
+                                            absl::Span<const StepInput> inputs) const {
+  if (inputs.empty()) return absl::InvalidArgumentError("Step: no inputs");
+  const int64_t b = static_cast<int64_t>(inputs.size());
+  // Process in slot order; un-permute the logits at the end.
+  std::vector<int64_t> order(inputs.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (!cache.Contains(inputs[i].sequence)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Step: unknown KV sequence ", inputs[i].sequence));
+    }
+    if (inputs[i].tokens.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Step: no tokens for sequence ", inputs[i].sequence));
+    }
+    order[i] = static_cast<int64_t>(i);
+  }
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+    return cache.SlotOf(inputs[static_cast<size_t>(x)].sequence) <
+           cache.SlotOf(inputs[static_cast<size_t>(y)].sequence);
+  });
+  int64_t s_max = 0, t_max = 0, max_slot = 0;
+  bool in_place = true;  // the inputs are exactly slots 0..B-1
+  std::vector<int64_t> slots(inputs.size()), prior(inputs.size()), count(inputs.size());
+  for (size_t j = 0; j < order.size(); ++j) {
+    const StepInput& in = inputs[static_cast<size_t>(order[j])];
+    slots[j] = cache.SlotOf(in.sequence);
+    prior[j] = cache.Length(in.sequence);
+    count[j] = static_cast<int64_t>(in.tokens.size());
+    if (slots[j] != static_cast<int64_t>(j)) in_place = false;
+    s_max = std::max(s_max, count[j]);
+    t_max = std::max(t_max, prior[j] + count[j]);
+    max_slot = std::max(max_slot, slots[j]);
+    if (j > 0 && slots[j] == slots[j - 1]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Step: sequence ", in.sequence, " appears twice"));
+    }
+  }
+  if (t_max > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("Step: context of ", t_max,
+                                                   " tokens exceeds max_position_embeddings ",
+                                                   config_.max_position_embeddings));
+  }
+  // Host-side index tensors: ids and positions [B, S_max] (padding repeats the last real
+  // position), and the flat (batch, step) coordinates of every real token.
+  std::vector<int64_t> ids(static_cast<size_t>(b * s_max)), pos(static_cast<size_t>(b * s_max));
+  std::vector<int64_t> flat_rows, flat_slots, flat_positions;
+  std::vector<int64_t> last(static_cast<size_t>(b));
+  // Keys visible to each query row of a KV group (rows ordered rep-major, then step).
+  const int64_t n_rep = config_.num_attention_heads / config_.num_key_value_heads;
+  std::vector<int64_t> limits(static_cast<size_t>(b * n_rep * s_max));
+  for (size_t j = 0; j < order.size(); ++j) {
+    const StepInput& in = inputs[static_cast<size_t>(order[j])];
+    for (int64_t s = 0; s < s_max; ++s) {
+      const int64_t real = std::min(s, count[j] - 1);
+      const int32_t token = in.tokens[static_cast<size_t>(real)];
+      if (token < 0 || token >= config_.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Step: token id ", token, " out of range [0, ", config_.vocab_size, ")"));
+      }
+      ids[j * s_max + s] = token;
+      pos[j * s_max + s] = prior[j] + real;
+      if (s < count[j]) {
+        flat_rows.push_back(static_cast<int64_t>(j) * s_max + s);
+        flat_slots.push_back(slots[j]);
+        flat_positions.push_back(prior[j] + s);
+      }
+    }
+    last[j] = static_cast<int64_t>(j) * s_max + count[j] - 1;
+    for (int64_t r = 0; r < n_rep; ++r) {
+      for (int64_t step = 0; step < s_max; ++step) {
+        limits[(j * n_rep + r) * s_max + step] = prior[j] + std::min(step, count[j] - 1) + 1;
+      }
+    }
+  }
+
+  try {
+    at::NoGradGuard no_grad;
+    cache.Reserve(max_slot + 1, t_max);
+    const auto device = options_.device;
+    const auto long_opts = at::TensorOptions().dtype(at::kLong);
+    // Copies host vectors into index tensors on the model's device.
+    auto to_device = [&](std::vector<int64_t>& v, at::IntArrayRef shape) {
+      return at::from_blob(v.data(), shape, long_opts)
+          .to(device, at::kLong, /*non_blocking=*/false, /*copy=*/true);
+    };
+    const at::Tensor ids_t = to_device(ids, {b, s_max});
+    const at::Tensor pos_t = to_device(pos, {b, s_max});
+    const int64_t n_real = static_cast<int64_t>(flat_rows.size());
+    const at::Tensor rows_t = to_device(flat_rows, {n_real});
+    const at::Tensor slots_t = to_device(flat_slots, {n_real});
+    const at::Tensor positions_t = to_device(flat_positions, {n_real});
+    const at::Tensor batch_slots = to_device(slots, {b});
+    const at::Tensor last_t = to_device(last, {b});
+    // allowed[b, s, t] = t <= last real position of row s.
+    const at::Tensor key = at::arange(t_max, long_opts.device(device));
+    const at::Tensor allowed =
+        (key.view({1, 1, t_max}) <= pos_t.unsqueeze(-1)).view({b, 1, 1, s_max, t_max});
+    const auto [cos, sin] = Rotary(pos_t);
+
+    // fp32 on CPU: attention reads the cache in place (attention_cpu.h); otherwise ATen's
+    // dense path over a view (or gather) of the cache.
+    const bool cpu_kernels = device.is_cpu() && options_.dtype == at::kFloat;
+    const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
+                  d = config_.head_dim;
+    const attention_cpu::Shape shape{b, n_kv, n_rep * s_max, d, t_max, 0};
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    at::Tensor x = at::embedding(embed_, ids_t);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& layer = layers_[i];
+      const Projected p =
+          Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
+      at::Tensor layer_keys =
+          cache.keys().select(0, static_cast<int64_t>(i));  // [slots, nKV, T_cap, D]
+      at::Tensor layer_values = cache.values().select(0, static_cast<int64_t>(i));
+      const c10::List<c10::optional<at::Tensor>> where{slots_t, c10::nullopt, positions_t};
+      layer_keys.index_put_(where, p.k.reshape({b * s_max, n_kv, d}).index_select(0, rows_t));
+      layer_values.index_put_(where, p.v.reshape({b * s_max, n_kv, d}).index_select(0, rows_t));
+      at::Tensor attended;
+      if (cpu_kernels) {
+        attention_cpu::Shape sh = shape;
+        sh.capacity = layer_keys.size(2);
+        const at::Tensor grouped = p.q.view({b, s_max, n_kv, n_rep, d})
+                                       .permute({0, 2, 3, 1, 4})
+                                       .reshape({b, n_kv, n_rep * s_max, d})
+                                       .contiguous();
+        at::Tensor scores = at::empty({b, n_kv, n_rep * s_max, t_max}, at::kFloat);
+        attention_cpu::Scores(sh, grouped.data_ptr<float>(), layer_keys.data_ptr<float>(),
+                              slots.data(), limits.data(), scale, scores.data_ptr<float>());
+        const at::Tensor probs = at::softmax(scores, -1);
+        at::Tensor out = at::empty({b, n_kv, n_rep * s_max, d}, at::kFloat);
+        attention_cpu::Values(sh, probs.data_ptr<float>(), layer_values.data_ptr<float>(),
+                              slots.data(), limits.data(), out.data_ptr<float>());
+        attended = out.view({b, n_kv, n_rep, s_max, d})
+                       .permute({0, 3, 1, 2, 4})
+                       .reshape({b, s_max, n_heads * d});
+      } else {
+        const at::Tensor keys = in_place
+                                    ? layer_keys.narrow(0, 0, b).narrow(2, 0, t_max)
+                                    : layer_keys.narrow(2, 0, t_max).index_select(0, batch_slots);
+        const at::Tensor values =
+            in_place ? layer_values.narrow(0, 0, b).narrow(2, 0, t_max)
+                     : layer_values.narrow(2, 0, t_max).index_select(0, batch_slots);
+        attended = AttendDense(p.q, keys, values, allowed);
+      }
+      x = x + at::linear(attended, layer.o_weight);
+      x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
+    }
+    const at::Tensor x_last = x.reshape({b * s_max, config_.hidden_size}).index_select(0, last_t);
+    const at::Tensor logits_sorted =
+        at::linear(RmsNorm(x_last, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
+    for (size_t j = 0; j < order.size(); ++j) {
+      cache.SetLength(inputs[static_cast<size_t>(order[j])].sequence, prior[j] + count[j]);
+    }
+    if (std::is_sorted(order.begin(), order.end())) return logits_sorted;
+    std::vector<int64_t> inverse(order.size());
+    for (size_t j = 0; j < order.size(); ++j)
+      inverse[static_cast<size_t>(order[j])] = static_cast<int64_t>(j);
+    return logits_sorted.index_select(0, to_device(inverse, {b}));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("Step: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace deepsearch
