@@ -1,5 +1,6 @@
 #include "common/model/checkpoint_files.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <filesystem>

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/model/safetensors_internal.h"
 
@@ -43,9 +44,19 @@ constexpr DtypeInfo kDtypeTable[] = {
     {Dtype::kF64, "F64", 8},        {Dtype::kI64, "I64", 8},        {Dtype::kU64, "U64", 8},
 };
 
+// Info() indexes the table by the enum's value.
+constexpr bool TableFollowsTheEnum() {
+  for (size_t i = 0; i < std::size(kDtypeTable); ++i) {
+    if (static_cast<size_t>(kDtypeTable[i].dtype) != i) return false;
+  }
+  return std::size(kDtypeTable) == std::size(kAllDtypes);
+}
+static_assert(TableFollowsTheEnum());
+
 const DtypeInfo& Info(Dtype dtype) {
   const auto index = static_cast<size_t>(dtype);
-  return kDtypeTable[index < std::size(kDtypeTable) ? index : 0];
+  DS_CHECK(index < std::size(kDtypeTable)) << "not a Dtype: " << index;
+  return kDtypeTable[index];
 }
 
 uint64_t LoadLittleEndian64(const uint8_t* p) {

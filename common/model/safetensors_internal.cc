@@ -3,13 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <set>
-
-#include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 

@@ -82,6 +82,10 @@ TEST(DtypeTest, UnknownNamesAreRefusedByName) {
   }
 }
 
+TEST(DtypeDeathTest, AValueOutsideTheEnumIsABrokenInvariant) {
+  EXPECT_DEATH(DtypeSize(static_cast<Dtype>(99)), "not a Dtype: 99");
+}
+
 // ---------------------------------------------------------------------------------------
 // Corrupt files: one fixture per fault, each with its own message.
 
@@ -584,6 +588,8 @@ TEST(SafetensorsWriteTest, RefusesBadInputByTensor) {
        "out.safetensors: tensor 'w': shape[1] is negative (-2)"},
       {{{"w\xFF", Dtype::kU8, {4}, Span(four)}},
        "out.safetensors: tensor name 'w\xFF' is not valid UTF-8"},
+      {{{"w", static_cast<Dtype>(99), {4}, Span(four)}},
+       "out.safetensors: tensor 'w': invalid dtype value 99"},
       {{{"w", Dtype::kU8, {int64_t{1} << 62, 8}, Span(four)}},
        "out.safetensors: tensor 'w': the byte count of shape [4611686018427387904, 8] "
        "overflows 64 bits"},
