@@ -13,5 +13,6 @@ inline constexpr int kExitUsage = 2;    // the command line itself was wrong
 
 void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddConfigCommand(CLI::App& app, int& exit_code);
+void AddTokenizeCommand(CLI::App& app, int& exit_code);
 
 }  // namespace deepsearch::cli

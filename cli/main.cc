@@ -26,6 +26,7 @@ int Main(int argc, char** argv) {
   int exit_code = cli::kExitOk;
   cli::AddVersionCommand(app, exit_code);
   cli::AddConfigCommand(app, exit_code);
+  cli::AddTokenizeCommand(app, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -14,6 +14,12 @@ add_library(deepsearch_xxhash INTERFACE)
 target_include_directories(deepsearch_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
 target_link_libraries(deepsearch_xxhash INTERFACE ${XXHASH_LIBRARY})
 
+# PCRE2 (the pre-tokenizer regexes) and utf8proc (NFC normalisation) for the tokenizers:
+# pkg-config only, no CMake configs in Debian.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+
 # LibTorch: Debian's 1.13 (CPU) or the one inside a pip torch 2.x wheel
 # (-DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')).
 find_package(Torch REQUIRED)

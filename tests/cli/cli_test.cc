@@ -1,4 +1,6 @@
 // The `deepsearch` binary as a user runs it: exit codes and messages.
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -40,12 +42,52 @@ std::string SourcePath(const std::string& relative) {
   return std::string(root != nullptr ? root : ".") + "/" + relative;
 }
 
+struct SplitResult {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs the binary with `input` on stdin, keeping stdout and stderr apart.
+SplitResult RunCliWithInput(const std::string& args, const std::string& input) {
+  const std::string base = ::testing::TempDir() + "/cli_test_" + std::to_string(::getpid()) + "_";
+  const std::string in_path = base + "stdin";
+  const std::string err_path = base + "stderr";
+  {
+    std::ofstream in(in_path, std::ios::binary);
+    in << input;
+  }
+  const std::string command =
+      std::string(DEEPSEARCH_CLI_PATH) + " " + args + " < " + in_path + " 2> " + err_path;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string out;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  SplitResult result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, ReadFile(err_path)};
+  std::remove(in_path.c_str());
+  std::remove(err_path.c_str());
+  return result;
+}
+
+const char kQwenTokenizer[] = "tests/data/tokenizers/qwen3/tokenizer.json";
+
 TEST(CliTest, HelpListsSubcommands) {
   Result r = RunCli("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("Subcommands:"));
   EXPECT_THAT(r.output, HasSubstr("version"));
   EXPECT_THAT(r.output, HasSubstr("config"));
+  EXPECT_THAT(r.output, HasSubstr("tokenize"));
 }
 
 TEST(CliTest, UsageErrorsExitWithTwo) {
@@ -130,6 +172,51 @@ TEST(CliTest, ShowAppliesOverrides) {
   Result r = RunCli("config show --set runtime.torch_threads=4");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("  torch_threads: 4\n"));
+}
+
+TEST(CliTest, TokenizeEncodesEachLine) {
+  const std::string args = "tokenize --tokenizer " + SourcePath(kQwenTokenizer);
+  // "Hello" is 9707, " world" 1879; <|im_end|> is text unless special tokens are allowed.
+  SplitResult plain = RunCliWithInput(args, "Hello world\n<|im_end|>\n\n");
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out, "[9707,1879]\n[27,91,318,6213,91,29]\n[]\n");
+  SplitResult special = RunCliWithInput(args + " --allow-special", "Hello world\n<|im_end|>\n");
+  EXPECT_EQ(special.exit_code, 0) << special.err;
+  EXPECT_EQ(special.out, "[9707,1879]\n[151645]\n");
+}
+
+TEST(CliTest, TokenizeDecodes) {
+  const std::string args = "tokenize --decode --tokenizer " + SourcePath(kQwenTokenizer);
+  SplitResult r = RunCliWithInput(args, "[9707,1879]\n[151645]\n[]\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "\"Hello world\"\n\"<|im_end|>\"\n\"\"\n");
+  SplitResult skipped = RunCliWithInput(args + " --skip-special", "[9707,151645,1879]\n");
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
+  EXPECT_EQ(skipped.out, "\"Hello world\"\n");
+}
+
+TEST(CliTest, TokenizeReportsBadLinesAndGoesOn) {
+  const std::string args = "tokenize --decode --tokenizer " + SourcePath(kQwenTokenizer);
+  SplitResult r = RunCliWithInput(args, "[9707]\nnot json\n[99999999]\n[1879]\n[1,\"a\"]\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "\"Hello\"\nnull\nnull\n\" world\"\nnull\n");
+  EXPECT_THAT(r.err, HasSubstr("line 2: not JSON"));
+  EXPECT_THAT(r.err, HasSubstr("line 3: element 0: id 99999999 is not in the vocabulary"));
+  EXPECT_THAT(r.err, HasSubstr("line 5: element 1 is not an integer"));
+  EXPECT_THAT(r.err, HasSubstr("3 of 5 lines failed"));
+
+  SplitResult encode = RunCliWithInput("tokenize --tokenizer " + SourcePath(kQwenTokenizer),
+                                       "Hello\nbad \xFF byte\n");
+  EXPECT_EQ(encode.exit_code, 1);
+  EXPECT_EQ(encode.out, "[9707]\nnull\n");
+  EXPECT_THAT(encode.err, HasSubstr("line 2: text to encode is not valid UTF-8 at byte 4"));
+}
+
+TEST(CliTest, TokenizeUsageAndMissingFile) {
+  EXPECT_EQ(RunCli("tokenize").exit_code, 2);  // --tokenizer missing
+  SplitResult missing = RunCliWithInput("tokenize --tokenizer /nonexistent/tokenizer.json", "x\n");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("tokenizer file /nonexistent/tokenizer.json: cannot open"));
 }
 
 }  // namespace
