@@ -13,6 +13,8 @@ inline constexpr int kExitUsage = 2;    // the command line itself was wrong
 
 void AddVersionCommand(CLI::App& app, int& exit_code);
 void AddConfigCommand(CLI::App& app, int& exit_code);
+// `model init` and `generate`.
+void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommand(CLI::App& app, int& exit_code);
 
 }  // namespace deepsearch::cli

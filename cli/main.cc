@@ -27,6 +27,7 @@ int Main(int argc, char** argv) {
   cli::AddVersionCommand(app, exit_code);
   cli::AddConfigCommand(app, exit_code);
   cli::AddTokenizeCommand(app, exit_code);
+  cli::AddModelCommand(app, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -217,6 +218,52 @@ TEST(CliTest, TokenizeUsageAndMissingFile) {
   SplitResult missing = RunCliWithInput("tokenize --tokenizer /nonexistent/tokenizer.json", "x\n");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(missing.err, HasSubstr("tokenizer file /nonexistent/tokenizer.json: cannot open"));
+}
+
+}  // namespace
+}  // namespace deepsearch
+
+namespace deepsearch {
+namespace {
+
+TEST(CliModelTest, InitThenGenerate) {
+  const std::string dir = ::testing::TempDir() + "/cli_model_" + std::to_string(::getpid());
+  Result init = RunCli("model init --preset tiny --seed 4 --out " + dir + " --force");
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  EXPECT_THAT(init.output, HasSubstr("wrote a tiny model to " + dir));
+  EXPECT_EQ(RunCli("model init --preset tiny --out " + dir).exit_code, 1);  // exists: refused
+  EXPECT_EQ(RunCli("model init --preset huge --out " + dir).exit_code, 2);
+
+  Result text =
+      RunCli("generate --model " + dir + " --prompt '<bos>12+34=' --n 3 --max-tokens 8 --seed 7");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_THAT(text.output, HasSubstr("--- sample 3/3 ("));
+  // JSON: one object per sample, with as many log-probs and entropies as tokens; the same
+  // seed gives the same samples.
+  const std::string args =
+      "generate --model " + dir + " --prompt '<bos>7*8=' --n 2 --max-tokens 6 --seed 9 --json";
+  Result a = RunCli(args), b = RunCli(args);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);
+  std::istringstream lines(a.output);
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["tokens"].size(), j["logprobs"].size());
+    EXPECT_EQ(j["tokens"].size(), j["entropies"].size());
+    EXPECT_LE(j["tokens"].size(), 6u);
+    ++samples;
+  }
+  EXPECT_EQ(samples, 2);
+
+  Result bad = RunCli("generate --model " + dir + " --prompt x --temperature 0");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("sampling.temperature must be > 0"));
+  Result missing = RunCli("generate --model /nonexistent/model --prompt x");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("model directory /nonexistent/model does not exist"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

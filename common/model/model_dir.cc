@@ -1,0 +1,290 @@
+#include "common/model/model_dir.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/core/logging.h"
+#include "common/core/status.h"
+#include "common/model/checkpoint_files.h"
+#include "common/model/safetensors.h"
+#include "common/tokenizer/char_tokenizer.h"
+
+namespace deepsearch {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+absl::StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Writes a file and syncs it to disk.
+absl::Status WriteFileSynced(const fs::path& path, std::string_view content) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
+  }
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    return absl::InternalError(absl::StrCat(path.string(), ": cannot reopen to sync"));
+  const int rc = ::fsync(::fileno(f));
+  std::fclose(f);
+  if (rc != 0) return absl::InternalError(absl::StrCat(path.string(), ": fsync failed"));
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const fs::path& dir) {
+  FILE* f = std::fopen(dir.c_str(), "r");
+  if (f == nullptr) return absl::InternalError(absl::StrCat(dir.string(), ": cannot open to sync"));
+  ::fsync(::fileno(f));
+  std::fclose(f);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<at::ScalarType> TorchDtype(Dtype dtype, std::string_view tensor) {
+  switch (dtype) {
+    case Dtype::kF32:
+      return at::kFloat;
+    case Dtype::kBF16:
+      return at::kBFloat16;
+    case Dtype::kF16:
+      return at::kHalf;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", std::string(tensor), ": dtype ",
+                                                     std::string(DtypeName(dtype)),
+                                                     " is not a floating-point weight type"));
+  }
+}
+
+absl::StatusOr<Dtype> SafetensorsDtype(const std::string& config_dtype) {
+  if (config_dtype == "float32") return Dtype::kF32;
+  if (config_dtype == "bfloat16") return Dtype::kBF16;
+  if (config_dtype == "float16") return Dtype::kF16;
+  return absl::InvalidArgumentError(absl::StrCat("cannot store weights as ", config_dtype));
+}
+
+}  // namespace
+
+absl::StatusOr<GenerationConfig> GenerationConfig::FromJson(std::string_view json,
+                                                            std::string_view source) {
+  const std::string where(source);
+  Json j = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
+  }
+  GenerationConfig g;
+  auto ids = [&](const char* field, std::vector<int32_t>& out) -> absl::Status {
+    if (!j.contains(field) || j[field].is_null()) return absl::OkStatus();
+    const Json& v = j[field];
+    if (v.is_number_integer()) {
+      out.push_back(v.get<int32_t>());
+      return absl::OkStatus();
+    }
+    if (v.is_array()) {
+      for (const Json& x : v) {
+        if (!x.is_number_integer()) break;
+        out.push_back(x.get<int32_t>());
+      }
+      if (out.size() == v.size()) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": field '", field, "' must be an integer or a list of integers"));
+  };
+  std::vector<int32_t> bos, pad;
+  DS_RETURN_IF_ERROR(ids("eos_token_id", g.eos_token_ids));
+  DS_RETURN_IF_ERROR(ids("bos_token_id", bos));
+  DS_RETURN_IF_ERROR(ids("pad_token_id", pad));
+  if (!bos.empty()) g.bos_token_id = bos.front();
+  if (!pad.empty()) g.pad_token_id = pad.front();
+  auto number = [&](const char* field, float& out) -> absl::Status {
+    if (!j.contains(field) || j[field].is_null()) return absl::OkStatus();
+    if (!j[field].is_number()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": field '", field, "' must be a number"));
+    }
+    out = j[field].get<float>();
+    return absl::OkStatus();
+  };
+  DS_RETURN_IF_ERROR(number("temperature", g.temperature));
+  DS_RETURN_IF_ERROR(number("top_p", g.top_p));
+  if (j.contains("top_k") && j["top_k"].is_number_integer()) g.top_k = j["top_k"].get<int32_t>();
+  return g;
+}
+
+std::string GenerationConfig::ToJson() const {
+  Json j;
+  if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
+  if (eos_token_ids.size() == 1) {
+    j["eos_token_id"] = eos_token_ids.front();
+  } else if (!eos_token_ids.empty()) {
+    j["eos_token_id"] = eos_token_ids;
+  }
+  if (pad_token_id >= 0) j["pad_token_id"] = pad_token_id;
+  j["do_sample"] = true;
+  j["temperature"] = temperature;
+  j["top_p"] = top_p;
+  if (top_k > 0) j["top_k"] = top_k;
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
+                                               const ModelOptions& options) {
+  const fs::path root(dir);
+  if (!fs::is_directory(root))
+    return absl::NotFoundError(absl::StrCat("model directory ", dir, " does not exist"));
+  LoadedModel loaded;
+  DS_ASSIGN_OR_RETURN(std::string config_text, ReadFile(root / "config.json"));
+  DS_ASSIGN_OR_RETURN(loaded.config,
+                      Qwen2Config::FromJson(config_text, (root / "config.json").string()));
+  const fs::path generation_path = root / "generation_config.json";
+  if (fs::exists(generation_path)) {
+    DS_ASSIGN_OR_RETURN(std::string text, ReadFile(generation_path));
+    DS_ASSIGN_OR_RETURN(loaded.generation,
+                        GenerationConfig::FromJson(text, generation_path.string()));
+  }
+  if (loaded.generation.eos_token_ids.empty()) {
+    for (int64_t id : loaded.config.eos_token_ids)
+      loaded.generation.eos_token_ids.push_back(static_cast<int32_t>(id));
+  }
+  DS_ASSIGN_OR_RETURN(loaded.tokenizer, LoadTokenizer((root / "tokenizer.json").string()));
+  if (loaded.tokenizer->vocab_size() > loaded.config.vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": the tokenizer has ", loaded.tokenizer->vocab_size(),
+                     " tokens but the model only ", loaded.config.vocab_size));
+  }
+  DS_ASSIGN_OR_RETURN(loaded.model, Qwen2Model::Create(loaded.config, options));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointFiles> files, CheckpointFiles::Open(dir));
+
+  // Every tensor of the checkpoint must be one the model expects, and the other way round.
+  std::vector<std::string> expected = loaded.model->ParameterNames();
+  const std::vector<std::string> present = files->names();
+  const bool base_layout = !present.empty() &&
+                           files->Find("model.embed_tokens.weight") == nullptr &&
+                           files->Find("embed_tokens.weight") != nullptr;
+  if (base_layout) {
+    for (std::string& name : expected) {
+      if (name.rfind("model.", 0) == 0) name = name.substr(6);
+    }
+  }
+  DS_RETURN_IF_ERROR(Annotate(CheckTensorNames(expected, present), dir));
+
+  absl::Status conversion;
+  DS_RETURN_IF_ERROR(Annotate(loaded.model->LoadTensors([&](const std::string& name) -> at::Tensor {
+    const SafetensorsFile::TensorView* view = files->Find(name);
+    if (view == nullptr) return at::Tensor();
+    absl::StatusOr<at::ScalarType> dtype = TorchDtype(view->dtype, name);
+    if (!dtype.ok()) {
+      conversion.Update(dtype.status());
+      return at::Tensor();
+    }
+    // A view of the mapped bytes; LoadTensors copies it into the model before `files` closes.
+    return at::from_blob(const_cast<uint8_t*>(view->data), view->shape,
+                         at::TensorOptions().dtype(*dtype));
+  }),
+                              dir));
+  DS_RETURN_IF_ERROR(conversion);
+  return loaded;
+}
+
+absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
+                                std::string_view tokenizer_json,
+                                const GenerationConfig& generation) {
+  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
+  const fs::path temp = fs::path(target.string() + ".tmp." + std::to_string(::getpid()));
+  std::error_code error;
+  fs::remove_all(temp, error);
+  fs::create_directories(temp, error);
+  if (error)
+    return absl::InternalError(
+        absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
+
+  const Qwen2Config& config = model.config();
+  DS_ASSIGN_OR_RETURN(const Dtype dtype, SafetensorsDtype(config.dtype));
+  DS_ASSIGN_OR_RETURN(const at::ScalarType torch_dtype, TorchDtype(dtype, "weights"));
+  std::vector<at::Tensor> keep_alive;  // the CPU copies whose bytes the writer reads
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, tensor] : model.NamedParameters()) {
+    at::Tensor cpu = tensor.detach().to(at::kCPU, torch_dtype).contiguous();
+    keep_alive.push_back(cpu);
+    tensors.push_back(
+        TensorToWrite{name, dtype, cpu.sizes().vec(),
+                      absl::Span<const uint8_t>(static_cast<const uint8_t*>(cpu.data_ptr()),
+                                                static_cast<size_t>(cpu.nbytes()))});
+  }
+  DS_RETURN_IF_ERROR(WriteSafetensors((temp / "model.safetensors").string(), std::move(tensors),
+                                      {{"format", "pt"}}));
+  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "config.json", config.ToJson()));
+  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "generation_config.json", generation.ToJson()));
+  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "tokenizer.json", tokenizer_json));
+  DS_RETURN_IF_ERROR(SyncDirectory(temp));
+
+  // Swap into place: the old directory (if any) moves aside, the new one takes its name.
+  const fs::path old = fs::path(target.string() + ".old." + std::to_string(::getpid()));
+  if (fs::exists(target)) {
+    fs::rename(target, old, error);
+    if (error)
+      return absl::InternalError(
+          absl::StrCat("cannot move ", target.string(), " aside: ", error.message()));
+  }
+  fs::rename(temp, target, error);
+  if (error)
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", temp.string(), ": ", error.message()));
+  fs::remove_all(old, error);
+  return SyncDirectory(target.parent_path());
+}
+
+absl::StatusOr<std::string> DefaultTaskTokenizerJson() {
+  CharVocabSpec spec;
+  spec.specials = {"<pad>", "<unk>", "<bos>", "<eos>"};
+  spec.unk_token = "<unk>";
+  spec.characters = "\n";
+  for (char c = 0x20; c <= 0x7e; ++c) spec.characters += c;
+  return BuildCharTokenizerJson(spec);
+}
+
+absl::Status InitModelDirectory(std::string_view preset, const std::string& dir, uint64_t seed,
+                                bool overwrite) {
+  const fs::path target(dir);
+  if (!overwrite && fs::exists(target) && !(fs::is_directory(target) && fs::is_empty(target))) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(dir, " already exists and is not empty (pass --force to replace it)"));
+  }
+  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json, DefaultTaskTokenizerJson());
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                      ParseTokenizerJson(tokenizer_json, "task tokenizer"));
+  // Round the embedding up to a multiple of 64 rows, as real checkpoints do; sampling masks
+  // the ids the tokenizer does not have.
+  const int64_t vocab = (tokenizer->vocab_size() + 63) / 64 * 64;
+  DS_ASSIGN_OR_RETURN(Qwen2Config config, Qwen2Config::Preset(preset, vocab));
+  const std::optional<TokenId> bos = tokenizer->TokenToId("<bos>");
+  const std::optional<TokenId> eos = tokenizer->TokenToId("<eos>");
+  const std::optional<TokenId> pad = tokenizer->TokenToId("<pad>");
+  DS_CHECK(bos && eos && pad) << "the task tokenizer lacks its special tokens";
+  config.bos_token_id = *bos;
+  config.eos_token_ids = {*eos};
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Qwen2Model> model, Qwen2Model::Create(config, {}));
+  model->InitializeRandom(seed);
+  GenerationConfig generation;
+  generation.bos_token_id = *bos;
+  generation.eos_token_ids = {*eos};
+  generation.pad_token_id = *pad;
+  return SaveModelDirectory(dir, *model, tokenizer_json, generation);
+}
+
+}  // namespace deepsearch
