@@ -103,8 +103,11 @@ int main(int argc, char** argv) {
   if (!ConfigureTorchRuntime(RuntimeConfig{}).ok()) return 1;
   at::NoGradGuard no_grad;
 
-  const double sgemm = bench::MeasureSgemmGflops();
-  std::printf("sgemm ceiling: %.1f GFLOP/s (1024^3 fp32, 1 thread)\n\n", sgemm);
+  const bench::SgemmCeiling ceiling = bench::MeasureSgemm();
+  const double sgemm = ceiling.best();
+  std::printf(
+      "sgemm ceiling: %.1f GFLOP/s (1024^3 fp32, 1 thread; OpenBLAS %.1f, packed kernel %.1f)\n\n",
+      sgemm, ceiling.blas_gflops, ceiling.packed_gflops);
   std::printf(
       "| preset | params | batch | prefill tok/s | prefill GFLOP/s | prefill / ceiling | decode "
       "tok/s | decode GFLOP/s | decode / ceiling |\n");

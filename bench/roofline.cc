@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
+#include "common/model/gemm_cpu.h"
 #include "common/model/torch_pch.h"
 
 namespace deepsearch::bench {
@@ -17,20 +19,36 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 
 }  // namespace
 
-double MeasureSgemmGflops(int n, int repeats) {
+SgemmCeiling MeasureSgemm(int n, int repeats) {
   at::manual_seed(0);
   const at::Tensor a = at::randn({n, n});
   const at::Tensor b = at::randn({n, n});
   at::Tensor c = at::empty({n, n});
-  at::mm_out(c, a, b);  // warm-up: page in, let BLAS set up its buffers
-  double best = std::numeric_limits<double>::max();
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    at::mm_out(c, a, b);
-    best = std::min(best, Seconds(start, std::chrono::steady_clock::now()));
+  const double flops = 2.0 * n * static_cast<double>(n) * n;
+  auto best_of = [&](const std::function<void()>& run) {
+    run();  // warm-up: page in, let the library set up its buffers
+    double best = std::numeric_limits<double>::max();
+    for (int i = 0; i < repeats; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      run();
+      best = std::min(best, Seconds(start, std::chrono::steady_clock::now()));
+    }
+    return flops / best / 1e9;
+  };
+  SgemmCeiling ceiling;
+  ceiling.blas_gflops = best_of([&] { at::mm_out(c, a, b); });
+  if (gemm_cpu::Available()) {
+    // c = a * b = a * (b^T)^T: pack b^T as the "weight".
+    const at::Tensor bt = b.t().contiguous();
+    const gemm_cpu::PackedWeight w = gemm_cpu::PackedWeight::Pack(bt.data_ptr<float>(), n, n, n);
+    ceiling.packed_gflops = best_of([&] {
+      gemm_cpu::Gemm(a.data_ptr<float>(), n, n, w, nullptr, false, c.data_ptr<float>(), n);
+    });
   }
-  return 2.0 * n * static_cast<double>(n) * n / best / 1e9;
+  return ceiling;
 }
+
+double MeasureSgemmGflops(int n, int repeats) { return MeasureSgemm(n, repeats).best(); }
 
 double MeasureMemcpyGBps(size_t bytes, int repeats) {
   std::vector<char> src(bytes, 1), dst(bytes, 0);

@@ -7,32 +7,54 @@
 namespace deepsearch {
 
 KvCache::KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device device,
-                 int64_t initial_slots, int64_t initial_length)
+                 KvLayout layout, int64_t initial_slots, int64_t initial_length)
     : layers_(config.num_hidden_layers),
       kv_heads_(config.num_key_value_heads),
       head_dim_(config.head_dim),
       dtype_(dtype),
-      device_(device) {
-  Grow(std::max<int64_t>(initial_slots, 1), std::max<int64_t>(initial_length, 1));
+      device_(device),
+      layout_(layout) {
+  // Lengths are whole tiles, so doubling keeps them whole.
+  const int64_t length =
+      (std::max<int64_t>(initial_length, 1) + kKeyTile - 1) / kKeyTile * kKeyTile;
+  Grow(std::max<int64_t>(initial_slots, 1), length);
 }
 
 void KvCache::Grow(int64_t slots, int64_t length) {
   const auto options = at::TensorOptions().dtype(dtype_).device(device_);
-  at::Tensor keys = at::zeros({layers_, slots, kv_heads_, length, head_dim_}, options);
+  at::Tensor keys =
+      layout_ == KvLayout::kTiledKeys
+          ? at::zeros({layers_, slots, kv_heads_, length / kKeyTile, head_dim_, kKeyTile}, options)
+          : at::zeros({layers_, slots, kv_heads_, length, head_dim_}, options);
   at::Tensor values = at::zeros({layers_, slots, kv_heads_, length, head_dim_}, options);
   if (keys_.defined()) {
     const int64_t old_slots = keys_.size(1);
-    const int64_t old_length = keys_.size(3);
-    keys.narrow(1, 0, old_slots).narrow(3, 0, old_length).copy_(keys_);
-    values.narrow(1, 0, old_slots).narrow(3, 0, old_length).copy_(values_);
+    keys.narrow(1, 0, old_slots).narrow(3, 0, keys_.size(3)).copy_(keys_);
+    values.narrow(1, 0, old_slots).narrow(3, 0, values_.size(3)).copy_(values_);
   }
   keys_ = std::move(keys);
   values_ = std::move(values);
 }
 
+at::Tensor KvCache::KeyRange(const at::Tensor& keys, int64_t slot, int64_t length) const {
+  const int64_t span =
+      layout_ == KvLayout::kTiledKeys ? (length + kKeyTile - 1) / kKeyTile : length;
+  return keys.select(1, slot).narrow(2, 0, span);
+}
+
+at::Tensor KvCache::ValueRange(const at::Tensor& values, int64_t slot, int64_t length) const {
+  return values.select(1, slot).narrow(2, 0, length);
+}
+
+void KvCache::CopySlot(int64_t to, int64_t from, int64_t length) {
+  if (length <= 0 || to == from) return;
+  KeyRange(keys_, to, length).copy_(KeyRange(keys_, from, length));
+  ValueRange(values_, to, length).copy_(ValueRange(values_, from, length));
+}
+
 void KvCache::Reserve(int64_t slots, int64_t length) {
   const int64_t have_slots = keys_.size(1);
-  const int64_t have_length = keys_.size(3);
+  const int64_t have_length = length_capacity();
   if (slots <= have_slots && length <= have_length) return;
   int64_t new_slots = have_slots, new_length = have_length;
   while (new_slots < slots) new_slots *= 2;
@@ -65,14 +87,7 @@ KvCache::SequenceId KvCache::Fork(SequenceId parent) {
   const Entry source = Get(parent);
   const SequenceId child = Create(source.weight_version);
   Entry& entry = Get(child);
-  if (source.length > 0) {
-    keys_.select(1, entry.slot)
-        .narrow(2, 0, source.length)
-        .copy_(keys_.select(1, source.slot).narrow(2, 0, source.length));
-    values_.select(1, entry.slot)
-        .narrow(2, 0, source.length)
-        .copy_(values_.select(1, source.slot).narrow(2, 0, source.length));
-  }
+  CopySlot(entry.slot, source.slot, source.length);
   entry.length = source.length;
   return child;
 }
@@ -85,14 +100,7 @@ void KvCache::Release(SequenceId id) {
   if (gone.slot != last) {
     // Keep live sequences in slots 0..N-1: move the last one into the hole.
     Entry& entry = Get(moved);
-    if (entry.length > 0) {
-      keys_.select(1, gone.slot)
-          .narrow(2, 0, entry.length)
-          .copy_(keys_.select(1, last).narrow(2, 0, entry.length));
-      values_.select(1, gone.slot)
-          .narrow(2, 0, entry.length)
-          .copy_(values_.select(1, last).narrow(2, 0, entry.length));
-    }
+    CopySlot(gone.slot, last, entry.length);
     entry.slot = gone.slot;
     slot_owner_[static_cast<size_t>(gone.slot)] = moved;
   }
@@ -105,8 +113,8 @@ int64_t KvCache::WeightVersion(SequenceId id) const { return Get(id).weight_vers
 int64_t KvCache::SlotOf(SequenceId id) const { return Get(id).slot; }
 
 void KvCache::SetLength(SequenceId id, int64_t length) {
-  DS_CHECK(length >= 0 && length <= keys_.size(3))
-      << "KV length " << length << " beyond capacity " << keys_.size(3);
+  DS_CHECK(length >= 0 && length <= length_capacity())
+      << "KV length " << length << " beyond capacity " << length_capacity();
   Get(id).length = length;
 }
 

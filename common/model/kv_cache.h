@@ -1,12 +1,15 @@
 // Key/value cache for batched decoding with the Qwen2 model: one entry per sequence, and
 // sequences that fork.
 //
-// Layout: for every layer, keys and values live in one tensor each of shape
-// [slots, kv_heads, length_capacity, head_dim] (all layers in one allocation). A sequence
-// owns one slot and its KV occupies positions [0, Length) of it. Live sequences are kept in
-// slots 0..N-1 (releasing one moves the last sequence into the hole), so a decode step over
-// every live sequence, in slot order, attends over a plain view of the storage: no gather,
-// no copy per step. Storage grows by doubling, in slots and in length.
+// Layout: keys and values of all layers live in one tensor each. A sequence owns one slot and
+// its KV occupies positions [0, Length) of it. Live sequences are kept in slots 0..N-1
+// (releasing one moves the last sequence into the hole), so a step over every live sequence,
+// in slot order, attends over a plain view of the storage: no gather, no copy per step.
+// Storage grows by doubling, in slots and in length. Values are always
+// [layers, slots, kv_heads, length_capacity, head_dim]; keys are either the same
+// (kTokenMajor, what ATen's attention reads) or in tiles of 16 positions stored transposed,
+// [layers, slots, kv_heads, length_capacity / 16, head_dim, 16] (kTiledKeys, what the CPU
+// kernels read: scores for 16 keys are 16-lane multiply-adds, no horizontal sums).
 //
 // Fork(parent) gives a new sequence whose KV is a copy of the parent's: the children of a
 // tree node share the node's prefix without recomputing it (one copy of the prefix per child,
@@ -29,12 +32,15 @@
 
 namespace deepsearch {
 
+enum class KvLayout { kTokenMajor, kTiledKeys };
+
 class KvCache {
  public:
   using SequenceId = int64_t;
+  static constexpr int64_t kKeyTile = 16;  // positions per key tile in kTiledKeys
 
   // Storage for `config`'s layers and heads in `dtype` on `device`; grows on demand.
-  KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device device,
+  KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device device, KvLayout layout,
           int64_t initial_slots = 8, int64_t initial_length = 128);
 
   // A new, empty sequence produced by weights `weight_version`.
@@ -57,7 +63,10 @@ class KvCache {
   // --- For the model's forward pass ----------------------------------------------------
   // Makes room for `slots` live sequences and `length` positions each.
   void Reserve(int64_t slots, int64_t length);
-  // keys()[layer] and values()[layer]: [slot_capacity, kv_heads, length_capacity, head_dim].
+  KvLayout layout() const { return layout_; }
+  int64_t length_capacity() const { return values_.size(3); }
+  // keys()[layer]: see the layout above; values()[layer]: [slots, kv_heads, length_capacity,
+  // head_dim].
   const at::Tensor& keys() const { return keys_; }
   const at::Tensor& values() const { return values_; }
   void SetLength(SequenceId id, int64_t length);
@@ -71,14 +80,19 @@ class KvCache {
   Entry& Get(SequenceId id);
   const Entry& Get(SequenceId id) const;
   void Grow(int64_t slots, int64_t length);
+  // The storage of positions [0, length) of `slot` (whole tiles for tiled keys).
+  at::Tensor KeyRange(const at::Tensor& keys, int64_t slot, int64_t length) const;
+  at::Tensor ValueRange(const at::Tensor& values, int64_t slot, int64_t length) const;
+  void CopySlot(int64_t to, int64_t from, int64_t length);
 
   const int64_t layers_;
   const int64_t kv_heads_;
   const int64_t head_dim_;
   const at::ScalarType dtype_;
   const at::Device device_;
-  at::Tensor keys_;    // [layers, slot_capacity, kv_heads, length_capacity, head_dim]
-  at::Tensor values_;  // same
+  const KvLayout layout_;
+  at::Tensor keys_;
+  at::Tensor values_;
   absl::flat_hash_map<SequenceId, Entry> entries_;  // live sequences
   std::vector<SequenceId> slot_owner_;              // slot 0..N-1 -> its sequence
   SequenceId next_id_ = 1;

@@ -10,7 +10,7 @@
 #include "common/core/logging.h"
 #include "common/core/rng.h"
 #include "common/core/status.h"
-#include "common/model/attention_cpu.h"
+#include "common/model/cpu_kernels.h"
 
 namespace deepsearch {
 namespace {
@@ -276,17 +276,39 @@ at::Tensor Qwen2Model::Forward(const at::Tensor& ids, const at::Tensor& lengths)
   return at::linear(RmsNorm(x, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
 }
 
-KvCache Qwen2Model::NewCache(int64_t initial_slots, int64_t initial_length) const {
-  return KvCache(config_, options_.dtype, options_.device, initial_slots, initial_length);
+bool Qwen2Model::UsesCpuKernels() const {
+  return options_.device.is_cpu() && options_.dtype == at::kFloat;
 }
 
-absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
-                                            absl::Span<const StepInput> inputs) const {
+KvCache Qwen2Model::NewCache(int64_t initial_slots, int64_t initial_length) const {
+  return KvCache(config_, options_.dtype, options_.device,
+                 UsesCpuKernels() ? KvLayout::kTiledKeys : KvLayout::kTokenMajor, initial_slots,
+                 initial_length);
+}
+
+// Everything a cached step needs, computed on the host before any tensor work. Inputs are
+// processed in slot order (j indexes that order); `order[j]` is the input's position.
+struct Qwen2Model::StepPlan {
+  int64_t batch = 0;
+  int64_t steps = 0;  // S: the longest input; shorter ones are padded
+  int64_t keys = 0;   // T: the longest context after the step
+  int64_t max_slot = 0;
+  bool in_place = true;  // the inputs are exactly the cache's slots 0..B-1
+  std::vector<int64_t> order, slots, prior, count;
+  std::vector<int64_t> ids, positions;  // [B, S]; padding repeats the last real token
+  std::vector<int64_t> real_rows, real_slots, real_positions;  // one entry per real token
+  std::vector<int64_t> last;    // the row (b * S + s) of each input's last token
+  std::vector<int64_t> limits;  // [B, n_rep * S]: keys visible to each query row of a group
+};
+
+absl::StatusOr<Qwen2Model::StepPlan> Qwen2Model::PlanStep(
+    const KvCache& cache, absl::Span<const StepInput> inputs) const {
   if (inputs.empty()) return absl::InvalidArgumentError("Step: no inputs");
+  StepPlan plan;
   const int64_t b = static_cast<int64_t>(inputs.size());
-  // Process in slot order; un-permute the logits at the end.
-  std::vector<int64_t> order(inputs.size());
-  for (size_t i = 0; i < order.size(); ++i) {
+  plan.batch = b;
+  plan.order.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
     if (!cache.Contains(inputs[i].sequence)) {
       return absl::InvalidArgumentError(
           absl::StrCat("Step: unknown KV sequence ", inputs[i].sequence));
@@ -295,153 +317,240 @@ absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
       return absl::InvalidArgumentError(
           absl::StrCat("Step: no tokens for sequence ", inputs[i].sequence));
     }
-    order[i] = static_cast<int64_t>(i);
+    plan.order[i] = static_cast<int64_t>(i);
   }
-  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+  std::sort(plan.order.begin(), plan.order.end(), [&](int64_t x, int64_t y) {
     return cache.SlotOf(inputs[static_cast<size_t>(x)].sequence) <
            cache.SlotOf(inputs[static_cast<size_t>(y)].sequence);
   });
-  int64_t s_max = 0, t_max = 0, max_slot = 0;
-  bool in_place = true;  // the inputs are exactly slots 0..B-1
-  std::vector<int64_t> slots(inputs.size()), prior(inputs.size()), count(inputs.size());
-  for (size_t j = 0; j < order.size(); ++j) {
-    const StepInput& in = inputs[static_cast<size_t>(order[j])];
-    slots[j] = cache.SlotOf(in.sequence);
-    prior[j] = cache.Length(in.sequence);
-    count[j] = static_cast<int64_t>(in.tokens.size());
-    if (slots[j] != static_cast<int64_t>(j)) in_place = false;
-    s_max = std::max(s_max, count[j]);
-    t_max = std::max(t_max, prior[j] + count[j]);
-    max_slot = std::max(max_slot, slots[j]);
-    if (j > 0 && slots[j] == slots[j - 1]) {
+  plan.slots.resize(inputs.size());
+  plan.prior.resize(inputs.size());
+  plan.count.resize(inputs.size());
+  for (size_t j = 0; j < inputs.size(); ++j) {
+    const StepInput& in = inputs[static_cast<size_t>(plan.order[j])];
+    plan.slots[j] = cache.SlotOf(in.sequence);
+    plan.prior[j] = cache.Length(in.sequence);
+    plan.count[j] = static_cast<int64_t>(in.tokens.size());
+    if (plan.slots[j] != static_cast<int64_t>(j)) plan.in_place = false;
+    plan.steps = std::max(plan.steps, plan.count[j]);
+    plan.keys = std::max(plan.keys, plan.prior[j] + plan.count[j]);
+    plan.max_slot = std::max(plan.max_slot, plan.slots[j]);
+    if (j > 0 && plan.slots[j] == plan.slots[j - 1]) {
       return absl::InvalidArgumentError(
           absl::StrCat("Step: sequence ", in.sequence, " appears twice"));
     }
   }
-  if (t_max > config_.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("Step: context of ", t_max,
+  if (plan.keys > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("Step: context of ", plan.keys,
                                                    " tokens exceeds max_position_embeddings ",
                                                    config_.max_position_embeddings));
   }
-  // Host-side index tensors: ids and positions [B, S_max] (padding repeats the last real
-  // position), and the flat (batch, step) coordinates of every real token.
-  std::vector<int64_t> ids(static_cast<size_t>(b * s_max)), pos(static_cast<size_t>(b * s_max));
-  std::vector<int64_t> flat_rows, flat_slots, flat_positions;
-  std::vector<int64_t> last(static_cast<size_t>(b));
-  // Keys visible to each query row of a KV group (rows ordered rep-major, then step).
+  const int64_t s_max = plan.steps;
   const int64_t n_rep = config_.num_attention_heads / config_.num_key_value_heads;
-  std::vector<int64_t> limits(static_cast<size_t>(b * n_rep * s_max));
-  for (size_t j = 0; j < order.size(); ++j) {
-    const StepInput& in = inputs[static_cast<size_t>(order[j])];
+  plan.ids.resize(static_cast<size_t>(b * s_max));
+  plan.positions.resize(static_cast<size_t>(b * s_max));
+  plan.last.resize(static_cast<size_t>(b));
+  plan.limits.resize(static_cast<size_t>(b * n_rep * s_max));
+  for (size_t j = 0; j < inputs.size(); ++j) {
+    const StepInput& in = inputs[static_cast<size_t>(plan.order[j])];
+    const int64_t row0 = static_cast<int64_t>(j) * s_max;
     for (int64_t s = 0; s < s_max; ++s) {
-      const int64_t real = std::min(s, count[j] - 1);
+      const int64_t real = std::min(s, plan.count[j] - 1);
       const int32_t token = in.tokens[static_cast<size_t>(real)];
       if (token < 0 || token >= config_.vocab_size) {
         return absl::InvalidArgumentError(
             absl::StrCat("Step: token id ", token, " out of range [0, ", config_.vocab_size, ")"));
       }
-      ids[j * s_max + s] = token;
-      pos[j * s_max + s] = prior[j] + real;
-      if (s < count[j]) {
-        flat_rows.push_back(static_cast<int64_t>(j) * s_max + s);
-        flat_slots.push_back(slots[j]);
-        flat_positions.push_back(prior[j] + s);
+      plan.ids[static_cast<size_t>(row0 + s)] = token;
+      plan.positions[static_cast<size_t>(row0 + s)] = plan.prior[j] + real;
+      if (s < plan.count[j]) {
+        plan.real_rows.push_back(row0 + s);
+        plan.real_slots.push_back(plan.slots[j]);
+        plan.real_positions.push_back(plan.prior[j] + s);
+      }
+      // Query row (rep, s) of this input's KV groups sees keys [0, prior + real + 1).
+      for (int64_t rep = 0; rep < n_rep; ++rep) {
+        plan.limits[static_cast<size_t>((static_cast<int64_t>(j) * n_rep + rep) * s_max + s)] =
+            plan.prior[j] + real + 1;
       }
     }
-    last[j] = static_cast<int64_t>(j) * s_max + count[j] - 1;
-    for (int64_t r = 0; r < n_rep; ++r) {
-      for (int64_t step = 0; step < s_max; ++step) {
-        limits[(j * n_rep + r) * s_max + step] = prior[j] + std::min(step, count[j] - 1) + 1;
-      }
-    }
+    plan.last[j] = row0 + plan.count[j] - 1;
   }
+  return plan;
+}
 
+absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
+                                            absl::Span<const StepInput> inputs) const {
+  DS_ASSIGN_OR_RETURN(const StepPlan plan, PlanStep(cache, inputs));
   try {
     at::NoGradGuard no_grad;
-    cache.Reserve(max_slot + 1, t_max);
-    const auto device = options_.device;
-    const auto long_opts = at::TensorOptions().dtype(at::kLong);
-    // Copies host vectors into index tensors on the model's device.
-    auto to_device = [&](std::vector<int64_t>& v, at::IntArrayRef shape) {
-      return at::from_blob(v.data(), shape, long_opts)
-          .to(device, at::kLong, /*non_blocking=*/false, /*copy=*/true);
-    };
-    const at::Tensor ids_t = to_device(ids, {b, s_max});
-    const at::Tensor pos_t = to_device(pos, {b, s_max});
-    const int64_t n_real = static_cast<int64_t>(flat_rows.size());
-    const at::Tensor rows_t = to_device(flat_rows, {n_real});
-    const at::Tensor slots_t = to_device(flat_slots, {n_real});
-    const at::Tensor positions_t = to_device(flat_positions, {n_real});
-    const at::Tensor batch_slots = to_device(slots, {b});
-    const at::Tensor last_t = to_device(last, {b});
-    // allowed[b, s, t] = t <= last real position of row s.
-    const at::Tensor key = at::arange(t_max, long_opts.device(device));
-    const at::Tensor allowed =
-        (key.view({1, 1, t_max}) <= pos_t.unsqueeze(-1)).view({b, 1, 1, s_max, t_max});
-    const auto [cos, sin] = Rotary(pos_t);
-
-    // fp32 on CPU: attention reads the cache in place (attention_cpu.h); otherwise ATen's
-    // dense path over a view (or gather) of the cache.
-    const bool cpu_kernels = device.is_cpu() && options_.dtype == at::kFloat;
-    const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
-                  d = config_.head_dim;
-    const attention_cpu::Shape shape{b, n_kv, n_rep * s_max, d, t_max, 0};
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-    at::Tensor x = at::embedding(embed_, ids_t);
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      const Layer& layer = layers_[i];
-      const Projected p =
-          Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
-      at::Tensor layer_keys =
-          cache.keys().select(0, static_cast<int64_t>(i));  // [slots, nKV, T_cap, D]
-      at::Tensor layer_values = cache.values().select(0, static_cast<int64_t>(i));
-      const c10::List<c10::optional<at::Tensor>> where{slots_t, c10::nullopt, positions_t};
-      layer_keys.index_put_(where, p.k.reshape({b * s_max, n_kv, d}).index_select(0, rows_t));
-      layer_values.index_put_(where, p.v.reshape({b * s_max, n_kv, d}).index_select(0, rows_t));
-      at::Tensor attended;
-      if (cpu_kernels) {
-        attention_cpu::Shape sh = shape;
-        sh.capacity = layer_keys.size(2);
-        const at::Tensor grouped = p.q.view({b, s_max, n_kv, n_rep, d})
-                                       .permute({0, 2, 3, 1, 4})
-                                       .reshape({b, n_kv, n_rep * s_max, d})
-                                       .contiguous();
-        at::Tensor scores = at::empty({b, n_kv, n_rep * s_max, t_max}, at::kFloat);
-        attention_cpu::Scores(sh, grouped.data_ptr<float>(), layer_keys.data_ptr<float>(),
-                              slots.data(), limits.data(), scale, scores.data_ptr<float>());
-        const at::Tensor probs = at::softmax(scores, -1);
-        at::Tensor out = at::empty({b, n_kv, n_rep * s_max, d}, at::kFloat);
-        attention_cpu::Values(sh, probs.data_ptr<float>(), layer_values.data_ptr<float>(),
-                              slots.data(), limits.data(), out.data_ptr<float>());
-        attended = out.view({b, n_kv, n_rep, s_max, d})
-                       .permute({0, 3, 1, 2, 4})
-                       .reshape({b, s_max, n_heads * d});
-      } else {
-        const at::Tensor keys = in_place
-                                    ? layer_keys.narrow(0, 0, b).narrow(2, 0, t_max)
-                                    : layer_keys.narrow(2, 0, t_max).index_select(0, batch_slots);
-        const at::Tensor values =
-            in_place ? layer_values.narrow(0, 0, b).narrow(2, 0, t_max)
-                     : layer_values.narrow(2, 0, t_max).index_select(0, batch_slots);
-        attended = AttendDense(p.q, keys, values, allowed);
-      }
-      x = x + at::linear(attended, layer.o_weight);
-      x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
+    cache.Reserve(plan.max_slot + 1, plan.keys);
+    // The cache's layout picks the executor (NewCache picks the layout).
+    const at::Tensor sorted =
+        cache.layout() == KvLayout::kTiledKeys ? StepCpuFp32(cache, plan) : StepDense(cache, plan);
+    for (size_t j = 0; j < plan.order.size(); ++j) {
+      cache.SetLength(inputs[static_cast<size_t>(plan.order[j])].sequence,
+                      plan.prior[j] + plan.count[j]);
     }
-    const at::Tensor x_last = x.reshape({b * s_max, config_.hidden_size}).index_select(0, last_t);
-    const at::Tensor logits_sorted =
-        at::linear(RmsNorm(x_last, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
-    for (size_t j = 0; j < order.size(); ++j) {
-      cache.SetLength(inputs[static_cast<size_t>(order[j])].sequence, prior[j] + count[j]);
-    }
-    if (std::is_sorted(order.begin(), order.end())) return logits_sorted;
-    std::vector<int64_t> inverse(order.size());
-    for (size_t j = 0; j < order.size(); ++j)
-      inverse[static_cast<size_t>(order[j])] = static_cast<int64_t>(j);
-    return logits_sorted.index_select(0, to_device(inverse, {b}));
+    if (std::is_sorted(plan.order.begin(), plan.order.end())) return sorted;
+    std::vector<int64_t> inverse(plan.order.size());
+    for (size_t j = 0; j < plan.order.size(); ++j)
+      inverse[static_cast<size_t>(plan.order[j])] = static_cast<int64_t>(j);
+    return sorted.index_select(0, at::tensor(inverse, at::kLong).to(sorted.device()));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("Step: ", e.what_without_backtrace()));
   }
+}
+
+namespace {
+
+// A host vector as an int64 tensor on `device` (always a copy).
+at::Tensor IndexTensor(const std::vector<int64_t>& v, at::IntArrayRef shape, at::Device device) {
+  return at::from_blob(const_cast<int64_t*>(v.data()), shape, at::kLong)
+      .to(device, at::kLong, false, /*copy=*/true);
+}
+
+}  // namespace
+
+at::Tensor Qwen2Model::StepDense(KvCache& cache, const StepPlan& plan) const {
+  const int64_t b = plan.batch, s_max = plan.steps, t_max = plan.keys;
+  const int64_t n_kv = config_.num_key_value_heads, d = config_.head_dim;
+  const auto device = options_.device;
+  const at::Tensor ids = IndexTensor(plan.ids, {b, s_max}, device);
+  const at::Tensor positions = IndexTensor(plan.positions, {b, s_max}, device);
+  const int64_t n_real = static_cast<int64_t>(plan.real_rows.size());
+  const at::Tensor real_rows = IndexTensor(plan.real_rows, {n_real}, device);
+  const at::Tensor real_slots = IndexTensor(plan.real_slots, {n_real}, device);
+  const at::Tensor real_positions = IndexTensor(plan.real_positions, {n_real}, device);
+  const at::Tensor batch_slots = IndexTensor(plan.slots, {b}, device);
+  // allowed[b, s, t] = t <= position of row s.
+  const at::Tensor key = at::arange(t_max, at::TensorOptions().dtype(at::kLong).device(device));
+  const at::Tensor allowed =
+      (key.view({1, 1, t_max}) <= positions.unsqueeze(-1)).view({b, 1, 1, s_max, t_max});
+  const auto [cos, sin] = Rotary(positions);
+  at::Tensor x = at::embedding(embed_, ids);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    const Projected p =
+        Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
+    at::Tensor layer_keys =
+        cache.keys().select(0, static_cast<int64_t>(i));  // [slots, nKV, T_cap, D]
+    at::Tensor layer_values = cache.values().select(0, static_cast<int64_t>(i));
+    const c10::List<c10::optional<at::Tensor>> where{real_slots, c10::nullopt, real_positions};
+    layer_keys.index_put_(where, p.k.reshape({b * s_max, n_kv, d}).index_select(0, real_rows));
+    layer_values.index_put_(where, p.v.reshape({b * s_max, n_kv, d}).index_select(0, real_rows));
+    const at::Tensor keys = plan.in_place
+                                ? layer_keys.narrow(0, 0, b).narrow(2, 0, t_max)
+                                : layer_keys.narrow(2, 0, t_max).index_select(0, batch_slots);
+    const at::Tensor values = plan.in_place
+                                  ? layer_values.narrow(0, 0, b).narrow(2, 0, t_max)
+                                  : layer_values.narrow(2, 0, t_max).index_select(0, batch_slots);
+    x = x + at::linear(AttendDense(p.q, keys, values, allowed), layer.o_weight);
+    x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
+  }
+  const at::Tensor x_last = x.reshape({b * s_max, config_.hidden_size})
+                                .index_select(0, IndexTensor(plan.last, {b}, device));
+  return at::linear(RmsNorm(x_last, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
+}
+
+std::vector<int64_t> Qwen2Model::ParameterVersions() const {
+  std::vector<int64_t> versions;
+  for (const at::Tensor& t : Parameters()) versions.push_back(static_cast<int64_t>(t._version()));
+  return versions;
+}
+
+std::shared_ptr<const Qwen2Model::Packed> Qwen2Model::CurrentPacking() const {
+  std::vector<int64_t> versions = ParameterVersions();
+  absl::MutexLock lock(&packed_mu_);
+  if (packed_ != nullptr && packed_->versions == versions) return packed_;
+  auto packed = std::make_shared<Packed>();
+  packed->versions = std::move(versions);
+  auto pack = [](const at::Tensor& w) {
+    const at::Tensor c = w.contiguous();
+    return gemm_cpu::PackedWeight::Pack(c.data_ptr<float>(), c.size(0), c.size(1), c.size(1));
+  };
+  for (const Layer& layer : layers_) {
+    packed->layers.push_back({pack(layer.qkv_weight), pack(layer.o_weight),
+                              pack(layer.gate_up_weight), pack(layer.down_weight)});
+  }
+  packed->lm_head = pack(lm_head_);
+  packed_ = packed;
+  return packed_;
+}
+
+at::Tensor Qwen2Model::StepCpuFp32(KvCache& cache, const StepPlan& plan) const {
+  // The same computation as StepDense, with the element-wise chains and the attention
+  // products in fused kernels (cpu_kernels.h) and the residual adds folded into addmm.
+  const int64_t b = plan.batch, s_max = plan.steps, rows = b * s_max;
+  const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
+                d = config_.head_dim;
+  const int64_t n_rep = n_heads / n_kv, hidden = config_.hidden_size,
+                inter = config_.intermediate_size;
+  const int64_t qkv_width = (n_heads + 2 * n_kv) * d;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  const at::Tensor ids = IndexTensor(plan.ids, {rows}, at::kCPU);
+  const at::Tensor positions = IndexTensor(plan.positions, {rows}, at::kCPU);
+  auto [cos, sin] = Rotary(positions);  // [rows, D]
+  cos = cos.contiguous();
+  sin = sin.contiguous();
+  const int64_t capacity = cache.length_capacity();
+  const cpu_kernels::AttentionShape shape{b,         n_kv,     n_rep,     s_max,      d,
+                                          plan.keys, capacity, qkv_width, n_heads * d};
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+
+  // C (+)= A W^T + bias with the packed kernel when the CPU has it, else BLAS.
+  const std::shared_ptr<const Packed> packed = gemm_cpu::Available() ? CurrentPacking() : nullptr;
+  auto linear = [&](const at::Tensor& a, const at::Tensor& w, const gemm_cpu::PackedWeight* pw,
+                    const at::Tensor& bias, at::Tensor* accumulate) {
+    if (pw != nullptr) {
+      at::Tensor out =
+          accumulate != nullptr ? *accumulate : at::empty({a.size(0), w.size(0)}, at::kFloat);
+      gemm_cpu::Gemm(a.data_ptr<float>(), a.stride(0), a.size(0), *pw,
+                     bias.defined() ? bias.data_ptr<float>() : nullptr, accumulate != nullptr,
+                     out.data_ptr<float>(), out.stride(0));
+      return out;
+    }
+    if (accumulate != nullptr) return at::addmm(*accumulate, a, w.t());
+    return bias.defined() ? at::addmm(bias, a, w.t()) : at::mm(a, w.t());
+  };
+
+  at::Tensor x = at::embedding(embed_, ids);  // [rows, H]
+  at::Tensor h = at::empty({rows, hidden}, at::kFloat);
+  at::Tensor scores = at::empty({b, n_kv, n_rep * s_max, plan.keys}, at::kFloat);
+  at::Tensor attended = at::empty({rows, n_heads * d}, at::kFloat);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    const PackedLayer* pl = packed != nullptr ? &packed->layers[i] : nullptr;
+    cpu_kernels::RmsNorm(x.data_ptr<float>(), layer.input_norm.data_ptr<float>(), eps, rows, hidden,
+                         h.data_ptr<float>());
+    at::Tensor qkv = linear(h, layer.qkv_weight, pl ? &pl->qkv : nullptr, layer.qkv_bias, nullptr);
+    // RoPE on the q and k heads, which sit side by side at the start of each row.
+    cpu_kernels::Rope(qkv.data_ptr<float>(), rows, qkv_width, n_heads + n_kv, d,
+                      cos.data_ptr<float>(), sin.data_ptr<float>());
+    float* layer_keys = cache.keys().select(0, static_cast<int64_t>(i)).data_ptr<float>();
+    float* layer_values = cache.values().select(0, static_cast<int64_t>(i)).data_ptr<float>();
+    cpu_kernels::WriteKv(qkv.data_ptr<float>(), qkv_width, n_heads * d, (n_heads + n_kv) * d,
+                         plan.real_rows.data(), plan.real_slots.data(), plan.real_positions.data(),
+                         static_cast<int64_t>(plan.real_rows.size()), n_kv, d, capacity, layer_keys,
+                         layer_values);
+    cpu_kernels::AttentionScores(shape, qkv.data_ptr<float>(), layer_keys, plan.slots.data(),
+                                 plan.limits.data(), scale, scores.data_ptr<float>());
+    const at::Tensor probs = at::softmax(scores, -1);
+    cpu_kernels::AttentionValues(shape, probs.data_ptr<float>(), layer_values, plan.slots.data(),
+                                 plan.limits.data(), attended.data_ptr<float>());
+    x = linear(attended, layer.o_weight, pl ? &pl->o : nullptr, at::Tensor(), &x);
+    cpu_kernels::RmsNorm(x.data_ptr<float>(), layer.post_norm.data_ptr<float>(), eps, rows, hidden,
+                         h.data_ptr<float>());
+    const at::Tensor gate_up =
+        linear(h, layer.gate_up_weight, pl ? &pl->gate_up : nullptr, at::Tensor(), nullptr);
+    const at::Tensor act = at::silu(gate_up.narrow(1, 0, inter)) * gate_up.narrow(1, inter, inter);
+    x = linear(act, layer.down_weight, pl ? &pl->down : nullptr, at::Tensor(), &x);
+  }
+  const at::Tensor x_last = x.index_select(0, IndexTensor(plan.last, {b}, at::kCPU));
+  at::Tensor normed = at::empty_like(x_last);
+  cpu_kernels::RmsNorm(x_last.data_ptr<float>(), final_norm_.data_ptr<float>(), eps, b, hidden,
+                       normed.data_ptr<float>());
+  return linear(normed, lm_head_, packed ? &packed->lm_head : nullptr, at::Tensor(), nullptr);
 }
 
 }  // namespace deepsearch

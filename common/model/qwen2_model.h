@@ -27,9 +27,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 
+#include "common/model/gemm_cpu.h"
 #include "common/model/kv_cache.h"
 #include "common/model/qwen2_config.h"
 #include "common/model/torch_pch.h"
@@ -93,8 +96,12 @@ class Qwen2Model {
   // empty input, token id out of range, context beyond max_position_embeddings.
   absl::StatusOr<at::Tensor> Step(KvCache& cache, absl::Span<const StepInput> inputs) const;
 
-  // A KV cache shaped for this model.
+  // A KV cache shaped for this model, in the layout its fastest Step path reads (tiled keys
+  // for fp32 on CPU, token-major otherwise). A cache of the other layout also works: Step
+  // then runs ATen's dense path.
   KvCache NewCache(int64_t initial_slots = 8, int64_t initial_length = 128) const;
+  // Whether NewCache caches take the fused CPU path (fp32 on CPU).
+  bool UsesCpuKernels() const;
 
  private:
   struct Layer {
@@ -107,7 +114,28 @@ class Qwen2Model {
     at::Tensor down_weight;     // [H, I]
   };
 
+  struct StepPlan;
+
   Qwen2Model(const Qwen2Config& config, const ModelOptions& options);
+  absl::StatusOr<StepPlan> PlanStep(const KvCache& cache, absl::Span<const StepInput> inputs) const;
+  // Step's two executors: ATen throughout (any dtype and device), and fused CPU kernels for
+  // fp32 on CPU. Both return the logits in slot order.
+  at::Tensor StepDense(KvCache& cache, const StepPlan& plan) const;
+  at::Tensor StepCpuFp32(KvCache& cache, const StepPlan& plan) const;
+
+  // Weights packed for gemm_cpu, rebuilt whenever a parameter tensor has changed since the
+  // last packing (ATen's version counters count every in-place write, through views too).
+  struct PackedLayer {
+    gemm_cpu::PackedWeight qkv, o, gate_up, down;
+  };
+  struct Packed {
+    std::vector<int64_t> versions;
+    std::vector<PackedLayer> layers;
+    gemm_cpu::PackedWeight lm_head;
+  };
+  std::vector<int64_t> ParameterVersions() const;
+  // The current packing (repacked first if stale). Thread-safe.
+  std::shared_ptr<const Packed> CurrentPacking() const;
   // cos/sin for `positions` (any shape), in the model dtype, shape positions.sizes() + [D].
   std::pair<at::Tensor, at::Tensor> Rotary(const at::Tensor& positions) const;
   // The query/key/value projections with RoPE applied: q [B, S, nH, D], k and v [B, S, nKV, D].
@@ -129,6 +157,8 @@ class Qwen2Model {
   at::Tensor lm_head_;     // [V, H]; the same tensor as embed_ when tied
   std::vector<Layer> layers_;
   at::Tensor inv_freq_;  // [D/2] float32
+  mutable absl::Mutex packed_mu_;
+  mutable std::shared_ptr<const Packed> packed_ ABSL_GUARDED_BY(packed_mu_);
 };
 
 }  // namespace deepsearch

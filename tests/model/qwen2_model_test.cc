@@ -256,6 +256,68 @@ TEST(Qwen2ModelTest, ForkedSequencesShareThePrefixAndDiverge) {
   EXPECT_GT(cache.BytesAllocated(), cache.BytesUsed());
 }
 
+// The fused CPU path (tiled-key caches) against ATen's dense path (token-major caches) on the
+// same fp32 model: prefill with a cached prefix, padded batches, forks and compaction.
+TEST(Qwen2ModelTest, CpuKernelPathMatchesDensePath) {
+  auto model = MakeModel(SmallConfig(false), 29);
+  ASSERT_TRUE(model->UsesCpuKernels());
+  const Qwen2Config& c = model->config();
+  KvCache tiled(c, at::kFloat, at::kCPU, KvLayout::kTiledKeys, 1, 16);
+  KvCache dense(c, at::kFloat, at::kCPU, KvLayout::kTokenMajor, 1, 16);
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}, {20}, {30, 31}};
+  auto run = [&](KvCache& cache) {
+    std::vector<at::Tensor> out;
+    std::vector<KvCache::SequenceId> seqs;
+    std::vector<StepInput> prefill;
+    for (const auto& p : prompts) {
+      seqs.push_back(cache.Create());
+      prefill.push_back({seqs.back(), p});
+    }
+    out.push_back(*model->Step(cache, prefill));
+    seqs.push_back(cache.Fork(seqs[0]));
+    cache.Release(seqs[1]);
+    const std::vector<int32_t> more = {40, 41, 42};
+    const int32_t one = 50;
+    out.push_back(
+        *model->Step(cache, std::vector<StepInput>{{seqs[0], more},
+                                                   {seqs[3], absl::Span<const int32_t>(&one, 1)},
+                                                   {seqs[2], absl::Span<const int32_t>(&one, 1)}}));
+    for (int i = 0; i < 20; ++i) {  // past several key tiles
+      const int32_t t = 3 + i;
+      out.push_back(
+          *model->Step(cache, std::vector<StepInput>{{seqs[3], absl::Span<const int32_t>(&t, 1)},
+                                                     {seqs[0], absl::Span<const int32_t>(&t, 1)}}));
+    }
+    return out;
+  };
+  const std::vector<at::Tensor> a = run(tiled), b = run(dense);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LE(MaxAbsDiff(a[i], b[i]), 1e-5) << "call " << i;
+}
+
+TEST(Qwen2ModelTest, StepSeesWeightChangesMadeThroughViews) {
+  // The fused path packs weights for its GEMM; a write through a parameter view (as a
+  // checkpoint load or an optimizer does) must repack them.
+  auto model = MakeModel(SmallConfig(true), 31);
+  KvCache cache = model->NewCache();
+  const KvCache::SequenceId seq = cache.Create();
+  ASSERT_TRUE(model->Step(cache, std::vector<StepInput>{{seq, kPrompt}}).ok());
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : model->NamedParameters()) {
+      if (name == "model.layers.1.mlp.up_proj.weight" ||
+          name == "model.layers.0.self_attn.k_proj.bias")
+        t.mul_(-2.0);
+    }
+  }
+  cache.Release(seq);
+  const KvCache::SequenceId again = cache.Create();
+  auto logits = model->Step(cache, std::vector<StepInput>{{again, kPrompt}});
+  ASSERT_TRUE(logits.ok());
+  EXPECT_LE(MaxAbsDiff((*logits)[0], FullLastLogits(*model, kPrompt)), 1e-5);
+}
+
 TEST(Qwen2ModelTest, RightPaddedRowsMatchUnpaddedOnes) {
   auto model = MakeModel(SmallConfig(false), 19);
   const std::vector<int32_t> short_seq = {4, 8, 15};

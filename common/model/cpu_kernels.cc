@@ -1,0 +1,233 @@
+#include "common/model/cpu_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+// One body, compiled three times; the dynamic loader picks the best for the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DS_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DS_MULTIVERSION
+#endif
+
+namespace deepsearch::cpu_kernels {
+
+DS_MULTIVERSION
+void RmsNorm(const float* x, const float* weight, float eps, int64_t rows, int64_t dim,
+             float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * dim;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < dim; ++i) sum += row[i] * row[i];
+    const float inv = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
+    float* o = out + r * dim;
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (row[i] * inv);
+  }
+}
+
+DS_MULTIVERSION
+void Rope(float* x, int64_t rows, int64_t stride, int64_t heads, int64_t head_dim, const float* cos,
+          const float* sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = cos + r * head_dim;
+    const float* s = sin + r * head_dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + r * stride + h * head_dim;
+#pragma omp simd
+      for (int64_t i = 0; i < half; ++i) {
+        const float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * c[i] - x2 * s[i];
+        v[i + half] = x2 * c[i + half] + x1 * s[i + half];
+      }
+    }
+  }
+}
+
+void WriteKv(const float* src, int64_t stride, int64_t key_offset, int64_t value_offset,
+             const int64_t* rows, const int64_t* slots, const int64_t* positions, int64_t count,
+             int64_t kv_heads, int64_t head_dim, int64_t capacity, float* keys, float* values) {
+  const size_t bytes = sizeof(float) * static_cast<size_t>(head_dim);
+  const int64_t tiles = capacity / kKeyTile;
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = src + rows[i] * stride;
+    const int64_t tile = positions[i] / kKeyTile, lane = positions[i] % kKeyTile;
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      const float* k = row + key_offset + g * head_dim;
+      float* tile_data = keys + (((slots[i] * kv_heads + g) * tiles + tile) * head_dim) * kKeyTile;
+      for (int64_t d = 0; d < head_dim; ++d) tile_data[d * kKeyTile + lane] = k[d];
+      std::memcpy(values + ((slots[i] * kv_heads + g) * capacity + positions[i]) * head_dim,
+                  row + value_offset + g * head_dim, bytes);
+    }
+  }
+}
+
+namespace {
+
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+// Scores of NR query rows against one key tile: acc[r][lane] = <q_r, key lane>. Inlined into
+// the multiversioned caller, so it is compiled for each of its targets; the 16-lane loops
+// become one AVX-512 vector (two AVX2 ones) and acc stays in registers.
+template <int NR>
+[[gnu::always_inline]] inline void ScoreTile(const float* const* q, const float* tile, int64_t d,
+                                             float (&acc)[NR][kKeyTile]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < NR; ++r) {
+#pragma omp simd
+    for (int lane = 0; lane < kKeyTile; ++lane) acc[r][lane] = 0.0f;
+  }
+  for (int64_t i = 0; i < d; ++i) {
+    const float* k = tile + i * kKeyTile;
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; ++r) {
+      const float qv = q[r][i];
+#pragma omp simd
+      for (int lane = 0; lane < kKeyTile; ++lane) acc[r][lane] += qv * k[lane];
+    }
+  }
+}
+
+template <int NR>
+[[gnu::always_inline]] inline void ScoreRows(const float* const* q, const float* keys,
+                                             int64_t tiles, int64_t d, const int64_t* limit,
+                                             float scale, int64_t keys_dim, float* out) {
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    float acc[NR][kKeyTile];
+    ScoreTile<NR>(q, keys + tile * d * kKeyTile, d, acc);
+    const int64_t t0 = tile * kKeyTile;
+    const int64_t lanes = std::min<int64_t>(kKeyTile, keys_dim - t0);
+    for (int r = 0; r < NR; ++r) {
+      float* o = out + r * keys_dim + t0;
+      for (int64_t lane = 0; lane < lanes; ++lane)
+        o[lane] = t0 + lane < limit[r] ? acc[r][lane] * scale : kMinusInf;
+    }
+  }
+}
+
+// Weighted sum of value rows for NR query rows with D-dimensional heads, accumulators in
+// registers.
+template <int D, int NR>
+[[gnu::always_inline]] inline void ValueRows(const float* const* p, const float* v, int64_t keys,
+                                             float* const* out) {
+  float acc[NR][D];
+#pragma GCC unroll 8
+  for (int r = 0; r < NR; ++r) {
+#pragma omp simd
+    for (int i = 0; i < D; ++i) acc[r][i] = 0.0f;
+  }
+  for (int64_t t = 0; t < keys; ++t) {
+    const float* vr = v + t * D;
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; ++r) {
+      const float w = p[r][t];
+#pragma omp simd
+      for (int i = 0; i < D; ++i) acc[r][i] += w * vr[i];
+    }
+  }
+  for (int r = 0; r < NR; ++r) std::memcpy(out[r], acc[r], sizeof(float) * D);
+}
+
+// Any head size: one row at a time, accumulating in the output.
+void ValueRowGeneric(const float* p, const float* v, int64_t keys, int64_t d, float* out) {
+  std::memset(out, 0, sizeof(float) * static_cast<size_t>(d));
+  for (int64_t t = 0; t < keys; ++t) {
+    const float w = p[t];
+    const float* vr = v + t * d;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) out[i] += w * vr[i];
+  }
+}
+
+}  // namespace
+
+DS_MULTIVERSION
+void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
+                     const int64_t* slots, const int64_t* limits, float scale, float* scores) {
+  const int64_t d = s.head_dim, rows = s.n_rep * s.steps, tiles_capacity = s.capacity / kKeyTile;
+  std::vector<const float*> q_rows(static_cast<size_t>(rows));
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t* row_limit = limits + b * rows;
+    int64_t max_limit = 0;
+    for (int64_t r = 0; r < rows; ++r) max_limit = std::max(max_limit, row_limit[r]);
+    const int64_t tiles = (max_limit + kKeyTile - 1) / kKeyTile;
+    for (int64_t g = 0; g < s.kv_heads; ++g) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t rep = r / s.steps, step = r % s.steps;
+        q_rows[static_cast<size_t>(r)] =
+            q + (b * s.steps + step) * s.q_stride + (g * s.n_rep + rep) * d;
+      }
+      const float* k = keys + (slots[b] * s.kv_heads + g) * tiles_capacity * d * kKeyTile;
+      float* out = scores + ((b * s.kv_heads + g) * rows) * s.keys;
+      int64_t r = 0;
+      for (; r + 8 <= rows; r += 8) {
+        ScoreRows<8>(q_rows.data() + r, k, tiles, d, row_limit + r, scale, s.keys,
+                     out + r * s.keys);
+      }
+      switch (rows - r) {
+#define DS_SCORE_CASE(n)                                                                          \
+  case n:                                                                                         \
+    ScoreRows<n>(q_rows.data() + r, k, tiles, d, row_limit + r, scale, s.keys, out + r * s.keys); \
+    break;
+        DS_SCORE_CASE(1)
+        DS_SCORE_CASE(2)
+        DS_SCORE_CASE(3)
+        DS_SCORE_CASE(4)
+        DS_SCORE_CASE(5)
+        DS_SCORE_CASE(6)
+        DS_SCORE_CASE(7)
+#undef DS_SCORE_CASE
+        default:
+          break;
+      }
+      for (int64_t row = 0; row < rows; ++row) {
+        std::fill(out + row * s.keys + std::min(tiles * kKeyTile, s.keys), out + (row + 1) * s.keys,
+                  kMinusInf);
+      }
+    }
+  }
+}
+
+DS_MULTIVERSION
+void AttentionValues(const AttentionShape& s, const float* probs, const float* values,
+                     const int64_t* slots, const int64_t* limits, float* out) {
+  const int64_t d = s.head_dim, rows = s.n_rep * s.steps;
+  std::vector<const float*> p_rows(static_cast<size_t>(rows));
+  std::vector<float*> out_rows(static_cast<size_t>(rows));
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const int64_t* row_limit = limits + b * rows;
+    int64_t max_limit = 0;
+    for (int64_t r = 0; r < rows; ++r) max_limit = std::max(max_limit, row_limit[r]);
+    for (int64_t g = 0; g < s.kv_heads; ++g) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t rep = r / s.steps, step = r % s.steps;
+        out_rows[static_cast<size_t>(r)] =
+            out + (b * s.steps + step) * s.out_stride + (g * s.n_rep + rep) * d;
+        p_rows[static_cast<size_t>(r)] = probs + ((b * s.kv_heads + g) * rows + r) * s.keys;
+      }
+      const float* v = values + (slots[b] * s.kv_heads + g) * s.capacity * d;
+      const float* const* pr = p_rows.data();
+      float* const* orow = out_rows.data();
+      int64_t r = 0;
+      if (d == 64) {  // 4 rows x 64 floats = 16 vector accumulators
+        for (; r + 4 <= rows; r += 4) ValueRows<64, 4>(pr + r, v, max_limit, orow + r);
+        if (rows - r == 3) ValueRows<64, 3>(pr + r, v, max_limit, orow + r);
+        if (rows - r == 2) ValueRows<64, 2>(pr + r, v, max_limit, orow + r);
+        if (rows - r == 1) ValueRows<64, 1>(pr + r, v, max_limit, orow + r);
+        r = rows;
+      } else if (d == 128) {  // 2 rows x 128 floats
+        for (; r + 2 <= rows; r += 2) ValueRows<128, 2>(pr + r, v, max_limit, orow + r);
+        if (rows - r == 1) ValueRows<128, 1>(pr + r, v, max_limit, orow + r);
+        r = rows;
+      }
+      for (; r < rows; ++r) ValueRowGeneric(pr[r], v, max_limit, d, orow[r]);
+    }
+  }
+}
+
+}  // namespace deepsearch::cpu_kernels

@@ -1,0 +1,73 @@
+// Fused fp32 kernels for the model's cached forward pass (Qwen2Model::Step) on CPU.
+//
+// Why: at decode batch sizes a step is ~30 small matrix products and ~180 element-wise ATen
+// ops; each op's dispatch and memory pass cost as much as the arithmetic. These kernels do
+// the element-wise chains in one pass each (RMSNorm, RoPE, KV writes) and the two
+// attention products without per-sequence BLAS calls: keys and values are read in place from
+// each sequence's cache slot, queries straight from the projection output, and the result
+// is written in the layout o_proj reads. Each kernel is compiled for AVX-512, AVX2 and
+// baseline x86-64 with run-time dispatch (target_clones). Matrix products and softmax stay
+// in ATen/BLAS.
+//
+// The arithmetic is the reference's (modeling_qwen2.py) in fp32; only summation order differs
+// from ATen's, by float rounding. Training and every non-fp32 or non-CPU model use the ATen
+// path, and the tests compare the two.
+//
+// Thread-compatible: pure functions of their arguments.
+#pragma once
+
+#include <cstdint>
+
+namespace deepsearch::cpu_kernels {
+
+// out[i] = weight * (x[i] * rsqrt(mean(x[i]^2) + eps)) for each of `rows` rows of `dim`.
+// `out` may alias `x`.
+void RmsNorm(const float* x, const float* weight, float eps, int64_t rows, int64_t dim, float* out);
+
+// Rotates, in place, `heads` consecutive head vectors of `head_dim` at the start of each of
+// `rows` rows (row stride `stride` floats) with that row's cos/sin ([rows, head_dim]):
+// x' = x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1) over the two halves.
+void Rope(float* x, int64_t rows, int64_t stride, int64_t heads, int64_t head_dim, const float* cos,
+          const float* sin);
+
+// Key tiles: 16 positions of one head, stored transposed ([head_dim][16]); the layout of
+// KvCache::kTiledKeys.
+inline constexpr int64_t kKeyTile = 16;
+
+// Copies token rows' key/value heads into the cache: for each i < count, the kv_heads heads
+// of `src + rows[i] * stride` (keys at key_offset, values at value_offset, in floats) go to
+// position positions[i] of slot slots[i]: `keys` [slots, kv_heads, capacity / 16, head_dim,
+// 16] (tiled), `values` [slots, kv_heads, capacity, head_dim].
+void WriteKv(const float* src, int64_t stride, int64_t key_offset, int64_t value_offset,
+             const int64_t* rows, const int64_t* slots, const int64_t* positions, int64_t count,
+             int64_t kv_heads, int64_t head_dim, int64_t capacity, float* keys, float* values);
+
+// The shape of one attention call. Batch row b has `steps` query tokens (padded); token
+// (b, s) is row b * steps + s of the projection output. Query head h = g * n_rep + rep of
+// that token starts at q + (b * steps + s) * q_stride + h * head_dim. A KV group's R = n_rep
+// * steps query rows are ordered rep-major: r = rep * steps + s.
+struct AttentionShape {
+  int64_t batch;
+  int64_t kv_heads;
+  int64_t n_rep;
+  int64_t steps;
+  int64_t head_dim;
+  int64_t keys;        // T: the scores' last dimension, >= every limit
+  int64_t capacity;    // the cache's length capacity
+  int64_t q_stride;    // floats between consecutive token rows of q
+  int64_t out_stride;  // floats between consecutive token rows of out
+};
+
+// scores[b, g, r, t] = scale * <query row r of group g, key t of slot[b], group g> for
+// t < limit[b, r], -inf otherwise. Keys are tiled (see WriteKv); scores: [batch, kv_heads,
+// n_rep * steps, keys].
+void AttentionScores(const AttentionShape& shape, const float* q, const float* keys,
+                     const int64_t* slots, const int64_t* limits, float scale, float* scores);
+
+// For every query row: sum over t < limit of probs[b, g, r, t] * values[slot[b], g, t],
+// written where that query head sits in `out` (token row b * steps + s, head h). Positions
+// at or beyond a row's limit must have probability 0 (softmax of -inf gives exactly that).
+void AttentionValues(const AttentionShape& shape, const float* probs, const float* values,
+                     const int64_t* slots, const int64_t* limits, float* out);
+
+}  // namespace deepsearch::cpu_kernels

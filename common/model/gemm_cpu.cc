@@ -1,0 +1,132 @@
+#include "common/model/gemm_cpu.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/core/logging.h"
+
+namespace deepsearch::gemm_cpu {
+namespace {
+
+constexpr int64_t kPanel = 32;  // output columns per packed panel: two zmm vectors
+constexpr int kMaxRows = 12;    // rows per micro-kernel call: 24 accumulators
+
+// The micro-kernel: rows [0, R) of A against one panel, over all of k.
+// `prefetch`, when set, is the next panel: its two cache lines per k are fetched into L2
+// while this panel computes, so the weights stream from memory under the arithmetic.
+template <int R>
+__attribute__((target("avx512f"))) void Kernel(const float* a, int64_t lda, const float* panel,
+                                               int64_t k, const float* bias, int64_t columns,
+                                               bool accumulate, float* c, int64_t ldc,
+                                               const float* prefetch) {
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    acc0[r] = _mm512_setzero_ps();
+    acc1[r] = _mm512_setzero_ps();
+  }
+  const float* arow[R];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) arow[r] = a + r * lda;
+  for (int64_t i = 0; i < k; ++i) {
+    if (prefetch != nullptr) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + i * kPanel), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + i * kPanel + 16), _MM_HINT_T1);
+    }
+    const __m512 b0 = _mm512_loadu_ps(panel + i * kPanel);
+    const __m512 b1 = _mm512_loadu_ps(panel + i * kPanel + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_set1_ps(arow[r][i]);
+      acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+    }
+  }
+  // Store the `columns` (<= 32) valid columns, adding bias and the old C as asked.
+  const __mmask16 m0 =
+      columns >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << columns) - 1);
+  const __mmask16 m1 = columns >= 32  ? static_cast<__mmask16>(0xFFFF)
+                       : columns > 16 ? static_cast<__mmask16>((1u << (columns - 16)) - 1)
+                                      : static_cast<__mmask16>(0);
+  __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+  if (bias != nullptr) {
+    bias0 = _mm512_maskz_loadu_ps(m0, bias);
+    bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    float* crow = c + r * ldc;
+    __m512 v0 = _mm512_add_ps(acc0[r], bias0), v1 = _mm512_add_ps(acc1[r], bias1);
+    if (accumulate) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, crow));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, crow + 16));
+    }
+    _mm512_mask_storeu_ps(crow, m0, v0);
+    _mm512_mask_storeu_ps(crow + 16, m1, v1);
+  }
+}
+
+using KernelFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, int64_t, bool,
+                          float*, int64_t, const float*);
+
+constexpr KernelFn kKernels[kMaxRows + 1] = {
+    nullptr,   Kernel<1>, Kernel<2>, Kernel<3>,  Kernel<4>,  Kernel<5>, Kernel<6>,
+    Kernel<7>, Kernel<8>, Kernel<9>, Kernel<10>, Kernel<11>, Kernel<12>};
+
+}  // namespace
+
+bool Available() {
+  static const bool available = __builtin_cpu_supports("avx512f");
+  return available;
+}
+
+void PackedWeight::Free::operator()(float* p) const { std::free(p); }
+
+PackedWeight PackedWeight::Pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
+  PackedWeight packed;
+  packed.n_ = n;
+  packed.k_ = k;
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  const size_t bytes = sizeof(float) * static_cast<size_t>(panels * k * kPanel);
+  // 64-byte alignment: every panel row is one cache line.
+  packed.data_.reset(static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  DS_CHECK(packed.data_ != nullptr) << "cannot allocate " << bytes << " bytes for packed weights";
+  float* out = packed.data_.get();
+  for (int64_t p = 0; p < panels; ++p) {
+    for (int64_t i = 0; i < k; ++i) {
+      float* row = out + (p * k + i) * kPanel;
+      for (int64_t j = 0; j < kPanel; ++j) {
+        const int64_t col = p * kPanel + j;
+        row[j] = col < n ? w[col * ldw + i] : 0.0f;
+      }
+    }
+  }
+  return packed;
+}
+
+void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const float* bias,
+          bool accumulate, float* c, int64_t ldc) {
+  DS_CHECK(Available()) << "gemm_cpu::Gemm needs AVX-512F";
+  const int64_t k = w.k(), n = w.n();
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  // Panel-major: one 32-column panel (k x 128 bytes) stays in L2 while every row block of A
+  // passes over it.
+  for (int64_t p = 0; p < panels; ++p) {
+    const float* panel = w.data() + p * k * kPanel;
+    const int64_t col = p * kPanel;
+    const int64_t columns = std::min<int64_t>(kPanel, n - col);
+    const float* panel_bias = bias != nullptr ? bias + col : nullptr;
+    const float* next = p + 1 < panels ? panel + k * kPanel : nullptr;
+    for (int64_t row = 0; row < m; row += kMaxRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, m - row));
+      // The first row block over this panel fetches the next one.
+      kKernels[rows](a + row * lda, lda, panel, k, panel_bias, columns, accumulate,
+                     c + row * ldc + col, ldc, row == 0 ? next : nullptr);
+    }
+  }
+}
+
+}  // namespace deepsearch::gemm_cpu

@@ -1,0 +1,50 @@
+// Single-thread fp32 matrix products with pre-packed weights, for the model's inference path
+// on CPUs with AVX-512.
+//
+//   C[M, N] (+)= A[M, K] * W^T + bias      W: [N, K] row-major, as nn.Linear stores it
+//
+// Why: at decode batch sizes (M = 1..256) a general BLAS re-packs the whole weight matrix on
+// every call, and the weights arrive from memory each step; packing once, when the weights
+// change, leaves a pure stream of reads. The weights are packed into panels of 32 output
+// columns ([K][32] each, the last padded with zeros); a 12 x 32 micro-kernel keeps 24 zmm
+// accumulators, loads two vectors of a panel per k and broadcasts one activation per row
+// (the layout of the GotoBLAS/BLIS micro-kernels). Accumulation is in fp32 in k order.
+//
+// Available() says whether the CPU runs the kernel; callers fall back to BLAS otherwise.
+// Thread-compatible: a PackedWeight is immutable once built.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace deepsearch::gemm_cpu {
+
+// Whether this CPU has AVX-512F (checked once).
+bool Available();
+
+class PackedWeight {
+ public:
+  PackedWeight() = default;
+  // Packs W [n, k] (row-major, row stride `ldw` floats).
+  static PackedWeight Pack(const float* w, int64_t n, int64_t k, int64_t ldw);
+
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  const float* data() const { return data_.get(); }
+  bool empty() const { return n_ == 0; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  int64_t n_ = 0;
+  int64_t k_ = 0;
+  std::unique_ptr<float[], Free> data_;
+};
+
+// C[m, n] = (accumulate ? C : 0) + A[m, k] * W^T + (bias ? bias : 0). A has row stride lda,
+// C row stride ldc (floats). Requires Available().
+void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const float* bias,
+          bool accumulate, float* c, int64_t ldc);
+
+}  // namespace deepsearch::gemm_cpu
