@@ -1,0 +1,251 @@
+#include "common/tasks/math_grader.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <array>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/core/logging.h"
+
+namespace deepsearch {
+namespace {
+
+// ---- Python string semantics on UTF-8 ------------------------------------------------------
+
+// Decodes one code point at `i` (invalid bytes count as one code point each, as a lossy
+// decode would produce U+FFFD for them). Returns the code point and advances `i`.
+char32_t NextCodePoint(std::string_view s, size_t& i) {
+  utf8proc_int32_t cp = 0;
+  const utf8proc_ssize_t n =
+      utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                       static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+  if (n <= 0) {
+    ++i;
+    return 0xFFFD;
+  }
+  i += static_cast<size_t>(n);
+  return static_cast<char32_t>(cp);
+}
+
+// The last `n` code points of `s` (Python's s[-n:]).
+std::string_view LastCodePoints(std::string_view s, size_t n) {
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < s.size();) {
+    starts.push_back(i);
+    NextCodePoint(s, i);
+  }
+  if (starts.size() <= n) return s;
+  return s.substr(starts[starts.size() - n]);
+}
+
+// Python's str.isdigit: Unicode decimal digits (category Nd) and the digits with
+// Numeric_Type=Digit outside Nd (superscripts, circled digits, ...). The table is Python 3.11's
+// (Unicode 14): [c for c in range(0x110000) if chr(c).isdigit() and not chr(c).isdecimal()].
+bool IsPythonDigit(char32_t c) {
+  static constexpr std::array<std::pair<char32_t, char32_t>, 20> kDigitNotDecimal = {{
+      {0xb2, 0xb3},       {0xb9, 0xb9},       {0x1369, 0x1371},   {0x19da, 0x19da},
+      {0x2070, 0x2070},   {0x2074, 0x2079},   {0x2080, 0x2089},   {0x2460, 0x2468},
+      {0x2474, 0x247c},   {0x2488, 0x2490},   {0x24ea, 0x24ea},   {0x24f5, 0x24fd},
+      {0x24ff, 0x24ff},   {0x2776, 0x277e},   {0x2780, 0x2788},   {0x278a, 0x2792},
+      {0x10a40, 0x10a43}, {0x10e60, 0x10e68}, {0x11052, 0x1105a}, {0x1f100, 0x1f10a},
+  }};
+  if (utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND) return true;
+  for (const auto& [lo, hi] : kDigitNotDecimal) {
+    if (c >= lo && c <= hi) return true;
+  }
+  return false;
+}
+
+// Python's str.isspace (the characters str.strip() removes): Python 3.11's table.
+bool IsPythonSpace(char32_t c) {
+  return (c >= 0x9 && c <= 0xd) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+         c == 0x205f || c == 0x3000;
+}
+
+bool IsDigitString(std::string_view s) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size();) {
+    if (!IsPythonDigit(NextCodePoint(s, i))) return false;
+  }
+  return true;
+}
+
+std::string PythonStrip(std::string_view s) {
+  size_t begin = 0, end = s.size();
+  while (begin < end) {
+    size_t next = begin;
+    if (!IsPythonSpace(NextCodePoint(s, next))) break;
+    begin = next;
+  }
+  while (end > begin) {
+    // Step back to the start of the last code point.
+    size_t start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+    size_t probe = start;
+    if (!IsPythonSpace(NextCodePoint(s, probe))) break;
+    end = start;
+  }
+  return std::string(s.substr(begin, end - begin));
+}
+
+void ReplaceAll(std::string& s, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  std::string out;
+  size_t pos = 0;
+  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(s, pos, hit - pos);
+    out.append(to);
+  }
+  out.append(s, pos, std::string::npos);
+  s = std::move(out);
+}
+
+// ---- re.sub with PCRE2 ---------------------------------------------------------------------
+
+// One of normalize_final_answer's regular expressions, compiled once (UTF mode; '.' does not
+// match a newline, as in Python). The replacement uses PCRE2's syntax ($$ for a literal $).
+class Substitution {
+ public:
+  Substitution(const char* pattern, const char* replacement) : replacement_(replacement) {
+    int error = 0;
+    PCRE2_SIZE offset = 0;
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_NO_UTF_CHECK, &error, &offset, nullptr);
+    DS_CHECK(code_ != nullptr) << "pattern " << pattern << " does not compile (error " << error
+                               << ")";
+  }
+  ~Substitution() { pcre2_code_free(code_); }
+  Substitution(const Substitution&) = delete;
+  Substitution& operator=(const Substitution&) = delete;
+
+  // Every non-overlapping match, left to right (Python's re.sub).
+  std::string Apply(const std::string& subject) const {
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
+        pcre2_match_data_create_from_pattern(code_, nullptr), &pcre2_match_data_free);
+    PCRE2_SIZE size = subject.size() * 2 + 64;
+    std::string out;
+    for (;;) {
+      out.resize(size);
+      PCRE2_SIZE produced = size;
+      const int rc = pcre2_substitute(
+          code_, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0,
+          PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
+          match.get(), nullptr, reinterpret_cast<PCRE2_SPTR>(replacement_), PCRE2_ZERO_TERMINATED,
+          reinterpret_cast<PCRE2_UCHAR*>(out.data()), &produced);
+      if (rc == PCRE2_ERROR_NOMEMORY) {
+        size = produced;  // the length needed
+        continue;
+      }
+      if (rc < 0) return subject;  // invalid UTF-8 in the subject: leave it untouched
+      out.resize(produced);
+      return out;
+    }
+  }
+
+ private:
+  pcre2_code* code_ = nullptr;
+  const char* replacement_;
+};
+
+// The subject strings reach PCRE2 as valid UTF-8 only: invalid bytes become U+FFFD first
+// (Python strings hold code points, so the reference never sees invalid UTF-8 either).
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    const char32_t cp = NextCodePoint(s, i);
+    if (cp == 0xFFFD && !(i - start == 3 && s.substr(start, 3) == "\xEF\xBF\xBD")) {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.append(s, start, i - start);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> LastBoxedOnly(std::string_view text) {
+  const size_t start = text.rfind("\\boxed{");
+  if (start == std::string_view::npos) return std::nullopt;
+  int open = 0;
+  for (size_t i = start; i < text.size(); ++i) {
+    if (text[i] == '{') ++open;
+    if (text[i] == '}') {
+      --open;
+      if (open == 0) return std::string(text.substr(start, i - start + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+std::string NormalizeFinalAnswer(std::string_view answer) {
+  // The text after the last '='.
+  const size_t eq = answer.rfind('=');
+  std::string s = ValidUtf8(eq == std::string_view::npos ? answer : answer.substr(eq + 1));
+
+  static constexpr std::pair<const char*, const char*> kSubstitutions[] = {
+      {"an ", ""},          {"a ", ""},
+      {".$", "$"},          {"\\$", ""},
+      {"\\ ", ""},          {" ", ""},
+      {"mbox", "text"},     {",\\text{and}", ","},
+      {"\\text{and}", ","}, {"\\text{m}", "\\text{}"},
+  };
+  static constexpr const char* kRemoved[] = {
+      "square",     "ways",       "integers",  "dollars",      "mph",
+      "inches",     "hours",      "km",        "units",        "\\ldots",
+      "sue",        "points",     "feet",      "minutes",      "digits",
+      "cents",      "degrees",    "cm",        "gm",           "pounds",
+      "meters",     "meals",      "edges",     "students",     "childrentickets",
+      "multiples",  "\\text{s}",  "\\text{.}", "\\text{\ns}",  "\\text{}^2",
+      "\\text{}^3", "\\text{\n}", "\\text{}",  "\\mathrm{th}", "^\\circ",
+      "^{\\circ}",  "\\;",        ",\\!",      "{,}",          "\"",
+      "\\dots",
+  };
+  for (const auto& [before, after] : kSubstitutions) ReplaceAll(s, before, after);
+  for (const char* expr : kRemoved) ReplaceAll(s, expr, "");
+
+  // The reference's regular expressions, in order; replacement groups in PCRE2 syntax.
+  static const Substitution* const kRegexes[] = {
+      new Substitution(R"((.*?)(\$)(.*?)(\$)(.*))", "$$${3}$$"),
+      new Substitution(R"((\\text\{)(.*?)(\}))", "${2}"),
+      new Substitution(R"((\\textbf\{)(.*?)(\}))", "${2}"),
+      new Substitution(R"((\\overline\{)(.*?)(\}))", "${2}"),
+      new Substitution(R"((\\boxed\{)(.*)(\}))", "${2}"),
+      new Substitution(R"((frac)([^{])(.))", "frac{${2}}{${3}}"),
+      new Substitution(R"((sqrt)([^{]))", "sqrt{${2}}"),
+  };
+  for (const Substitution* regex : kRegexes) s = regex->Apply(s);
+  ReplaceAll(s, "$", "");
+
+  std::string no_commas = s;
+  ReplaceAll(no_commas, ",", "");
+  if (IsDigitString(no_commas)) s = std::move(no_commas);
+  return PythonStrip(s);
+}
+
+Verdict GradeMathResponse(std::string_view response, std::string_view ground_truth,
+                          GradeMode mode) {
+  (void)mode;  // kStrict is the only mode so far
+  const std::string_view window = LastCodePoints(response, 300);
+  const std::optional<std::string> boxed = LastBoxedOnly(window);
+  // remove_boxed: the text between "\boxed{" and the final "}".
+  const std::string extracted =
+      boxed ? boxed->substr(7, boxed->size() - 8) : std::string("[INVALID]");
+  std::string predicted = NormalizeFinalAnswer(extracted);
+  std::string expected = NormalizeFinalAnswer(ground_truth);
+  if (predicted == expected) return Verdict::Correct(std::move(predicted), std::move(expected));
+  std::string reason = boxed ? absl::StrCat("'", predicted, "' != '", expected, "'")
+                             : std::string("no \\boxed{} in the last 300 characters");
+  return Verdict::Incorrect(std::move(predicted), std::move(expected), std::move(reason));
+}
+
+}  // namespace deepsearch
