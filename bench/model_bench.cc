@@ -52,7 +52,7 @@ Result Run(const Qwen2Model& model, int64_t batch, int64_t prompt, int64_t decod
     for (int64_t i = 0; i < prompt; ++i)
       p.push_back(static_cast<int32_t>(rng.UniformInt(0, c.vocab_size - 1)));
   }
-  KvCache cache = model.NewCache(batch, prompt + decode);
+  KvCache cache = model.NewCache(batch * ((prompt + decode) / KvCache::kBlock + 1));
   std::vector<StepInput> prefill;
   for (auto& p : prompts) prefill.push_back({cache.Create(), p});
   const double t0 = Now();

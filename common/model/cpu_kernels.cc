@@ -50,19 +50,18 @@ void Rope(float* x, int64_t rows, int64_t stride, int64_t heads, int64_t head_di
 }
 
 void WriteKv(const float* src, int64_t stride, int64_t key_offset, int64_t value_offset,
-             const int64_t* rows, const int64_t* slots, const int64_t* positions, int64_t count,
-             int64_t kv_heads, int64_t head_dim, int64_t capacity, float* keys, float* values) {
+             const int64_t* rows, const int32_t* blocks, const int64_t* lanes, int64_t count,
+             int64_t kv_heads, int64_t head_dim, float* keys, float* values) {
   const size_t bytes = sizeof(float) * static_cast<size_t>(head_dim);
-  const int64_t tiles = capacity / kKeyTile;
   for (int64_t i = 0; i < count; ++i) {
     const float* row = src + rows[i] * stride;
-    const int64_t tile = positions[i] / kKeyTile, lane = positions[i] % kKeyTile;
     for (int64_t g = 0; g < kv_heads; ++g) {
+      const int64_t head = static_cast<int64_t>(blocks[i]) * kv_heads + g;
       const float* k = row + key_offset + g * head_dim;
-      float* tile_data = keys + (((slots[i] * kv_heads + g) * tiles + tile) * head_dim) * kKeyTile;
-      for (int64_t d = 0; d < head_dim; ++d) tile_data[d * kKeyTile + lane] = k[d];
-      std::memcpy(values + ((slots[i] * kv_heads + g) * capacity + positions[i]) * head_dim,
-                  row + value_offset + g * head_dim, bytes);
+      float* tile = keys + head * head_dim * kBlock;
+      for (int64_t d = 0; d < head_dim; ++d) tile[d * kBlock + lanes[i]] = k[d];
+      std::memcpy(values + (head * kBlock + lanes[i]) * head_dim, row + value_offset + g * head_dim,
+                  bytes);
     }
   }
 }
@@ -71,37 +70,40 @@ namespace {
 
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-// Scores of NR query rows against one key tile: acc[r][lane] = <q_r, key lane>. Inlined into
+// Scores of NR query rows against one key block: acc[r][lane] = <q_r, key lane>. Inlined into
 // the multiversioned caller, so it is compiled for each of its targets; the 16-lane loops
 // become one AVX-512 vector (two AVX2 ones) and acc stays in registers.
 template <int NR>
 [[gnu::always_inline]] inline void ScoreTile(const float* const* q, const float* tile, int64_t d,
-                                             float (&acc)[NR][kKeyTile]) {
+                                             float (&acc)[NR][kBlock]) {
 #pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
 #pragma omp simd
-    for (int lane = 0; lane < kKeyTile; ++lane) acc[r][lane] = 0.0f;
+    for (int lane = 0; lane < kBlock; ++lane) acc[r][lane] = 0.0f;
   }
   for (int64_t i = 0; i < d; ++i) {
-    const float* k = tile + i * kKeyTile;
+    const float* k = tile + i * kBlock;
 #pragma GCC unroll 8
     for (int r = 0; r < NR; ++r) {
       const float qv = q[r][i];
 #pragma omp simd
-      for (int lane = 0; lane < kKeyTile; ++lane) acc[r][lane] += qv * k[lane];
+      for (int lane = 0; lane < kBlock; ++lane) acc[r][lane] += qv * k[lane];
     }
   }
 }
 
+// NR query rows of one KV group against its keys, block by block.
 template <int NR>
 [[gnu::always_inline]] inline void ScoreRows(const float* const* q, const float* keys,
-                                             int64_t tiles, int64_t d, const int64_t* limit,
-                                             float scale, int64_t keys_dim, float* out) {
+                                             const int32_t* table, int64_t tiles,
+                                             int64_t head_stride, int64_t group_offset, int64_t d,
+                                             const int64_t* limit, float scale, int64_t keys_dim,
+                                             float* out) {
   for (int64_t tile = 0; tile < tiles; ++tile) {
-    float acc[NR][kKeyTile];
-    ScoreTile<NR>(q, keys + tile * d * kKeyTile, d, acc);
-    const int64_t t0 = tile * kKeyTile;
-    const int64_t lanes = std::min<int64_t>(kKeyTile, keys_dim - t0);
+    float acc[NR][kBlock];
+    ScoreTile<NR>(q, keys + static_cast<int64_t>(table[tile]) * head_stride + group_offset, d, acc);
+    const int64_t t0 = tile * kBlock;
+    const int64_t lanes = std::min<int64_t>(kBlock, keys_dim - t0);
     for (int r = 0; r < NR; ++r) {
       float* o = out + r * keys_dim + t0;
       for (int64_t lane = 0; lane < lanes; ++lane)
@@ -111,9 +113,11 @@ template <int NR>
 }
 
 // Weighted sum of value rows for NR query rows with D-dimensional heads, accumulators in
-// registers.
+// registers. `keys` positions; position t is row t % 16 of block table[t / 16].
 template <int D, int NR>
-[[gnu::always_inline]] inline void ValueRows(const float* const* p, const float* v, int64_t keys,
+[[gnu::always_inline]] inline void ValueRows(const float* const* p, const float* values,
+                                             const int32_t* table, int64_t head_stride,
+                                             int64_t group_offset, int64_t keys,
                                              float* const* out) {
   float acc[NR][D];
 #pragma GCC unroll 8
@@ -121,24 +125,31 @@ template <int D, int NR>
 #pragma omp simd
     for (int i = 0; i < D; ++i) acc[r][i] = 0.0f;
   }
-  for (int64_t t = 0; t < keys; ++t) {
-    const float* vr = v + t * D;
+  for (int64_t t0 = 0; t0 < keys; t0 += kBlock) {
+    const float* block =
+        values + static_cast<int64_t>(table[t0 / kBlock]) * head_stride + group_offset;
+    const int64_t rows = std::min<int64_t>(kBlock, keys - t0);
+    for (int64_t j = 0; j < rows; ++j) {
+      const float* vr = block + j * D;
 #pragma GCC unroll 8
-    for (int r = 0; r < NR; ++r) {
-      const float w = p[r][t];
+      for (int r = 0; r < NR; ++r) {
+        const float w = p[r][t0 + j];
 #pragma omp simd
-      for (int i = 0; i < D; ++i) acc[r][i] += w * vr[i];
+        for (int i = 0; i < D; ++i) acc[r][i] += w * vr[i];
+      }
     }
   }
   for (int r = 0; r < NR; ++r) std::memcpy(out[r], acc[r], sizeof(float) * D);
 }
 
 // Any head size: one row at a time, accumulating in the output.
-void ValueRowGeneric(const float* p, const float* v, int64_t keys, int64_t d, float* out) {
+void ValueRowGeneric(const float* p, const float* values, const int32_t* table, int64_t head_stride,
+                     int64_t group_offset, int64_t keys, int64_t d, float* out) {
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(d));
   for (int64_t t = 0; t < keys; ++t) {
     const float w = p[t];
-    const float* vr = v + t * d;
+    const float* vr = values + static_cast<int64_t>(table[t / kBlock]) * head_stride +
+                      group_offset + (t % kBlock) * d;
 #pragma omp simd
     for (int64_t i = 0; i < d; ++i) out[i] += w * vr[i];
   }
@@ -148,31 +159,34 @@ void ValueRowGeneric(const float* p, const float* v, int64_t keys, int64_t d, fl
 
 DS_MULTIVERSION
 void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
-                     const int64_t* slots, const int64_t* limits, float scale, float* scores) {
-  const int64_t d = s.head_dim, rows = s.n_rep * s.steps, tiles_capacity = s.capacity / kKeyTile;
+                     const int32_t* tables, const int64_t* limits, float scale, float* scores) {
+  const int64_t d = s.head_dim, rows = s.n_rep * s.steps;
+  const int64_t head_stride = s.kv_heads * d * kBlock;  // floats per block
   std::vector<const float*> q_rows(static_cast<size_t>(rows));
   for (int64_t b = 0; b < s.batch; ++b) {
     const int64_t* row_limit = limits + b * rows;
+    const int32_t* table = tables + b * s.table_width;
     int64_t max_limit = 0;
     for (int64_t r = 0; r < rows; ++r) max_limit = std::max(max_limit, row_limit[r]);
-    const int64_t tiles = (max_limit + kKeyTile - 1) / kKeyTile;
+    const int64_t tiles = (max_limit + kBlock - 1) / kBlock;
     for (int64_t g = 0; g < s.kv_heads; ++g) {
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t rep = r / s.steps, step = r % s.steps;
         q_rows[static_cast<size_t>(r)] =
             q + (b * s.steps + step) * s.q_stride + (g * s.n_rep + rep) * d;
       }
-      const float* k = keys + (slots[b] * s.kv_heads + g) * tiles_capacity * d * kKeyTile;
+      const int64_t group_offset = g * d * kBlock;
       float* out = scores + ((b * s.kv_heads + g) * rows) * s.keys;
       int64_t r = 0;
       for (; r + 8 <= rows; r += 8) {
-        ScoreRows<8>(q_rows.data() + r, k, tiles, d, row_limit + r, scale, s.keys,
-                     out + r * s.keys);
+        ScoreRows<8>(q_rows.data() + r, keys, table, tiles, head_stride, group_offset, d,
+                     row_limit + r, scale, s.keys, out + r * s.keys);
       }
       switch (rows - r) {
-#define DS_SCORE_CASE(n)                                                                          \
-  case n:                                                                                         \
-    ScoreRows<n>(q_rows.data() + r, k, tiles, d, row_limit + r, scale, s.keys, out + r * s.keys); \
+#define DS_SCORE_CASE(n)                                                              \
+  case n:                                                                             \
+    ScoreRows<n>(q_rows.data() + r, keys, table, tiles, head_stride, group_offset, d, \
+                 row_limit + r, scale, s.keys, out + r * s.keys);                     \
     break;
         DS_SCORE_CASE(1)
         DS_SCORE_CASE(2)
@@ -186,7 +200,7 @@ void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
           break;
       }
       for (int64_t row = 0; row < rows; ++row) {
-        std::fill(out + row * s.keys + std::min(tiles * kKeyTile, s.keys), out + (row + 1) * s.keys,
+        std::fill(out + row * s.keys + std::min(tiles * kBlock, s.keys), out + (row + 1) * s.keys,
                   kMinusInf);
       }
     }
@@ -195,12 +209,14 @@ void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
 
 DS_MULTIVERSION
 void AttentionValues(const AttentionShape& s, const float* probs, const float* values,
-                     const int64_t* slots, const int64_t* limits, float* out) {
+                     const int32_t* tables, const int64_t* limits, float* out) {
   const int64_t d = s.head_dim, rows = s.n_rep * s.steps;
+  const int64_t head_stride = s.kv_heads * kBlock * d;  // floats per block
   std::vector<const float*> p_rows(static_cast<size_t>(rows));
   std::vector<float*> out_rows(static_cast<size_t>(rows));
   for (int64_t b = 0; b < s.batch; ++b) {
     const int64_t* row_limit = limits + b * rows;
+    const int32_t* table = tables + b * s.table_width;
     int64_t max_limit = 0;
     for (int64_t r = 0; r < rows; ++r) max_limit = std::max(max_limit, row_limit[r]);
     for (int64_t g = 0; g < s.kv_heads; ++g) {
@@ -210,22 +226,30 @@ void AttentionValues(const AttentionShape& s, const float* probs, const float* v
             out + (b * s.steps + step) * s.out_stride + (g * s.n_rep + rep) * d;
         p_rows[static_cast<size_t>(r)] = probs + ((b * s.kv_heads + g) * rows + r) * s.keys;
       }
-      const float* v = values + (slots[b] * s.kv_heads + g) * s.capacity * d;
+      const int64_t group_offset = g * kBlock * d;
       const float* const* pr = p_rows.data();
       float* const* orow = out_rows.data();
       int64_t r = 0;
       if (d == 64) {  // 4 rows x 64 floats = 16 vector accumulators
-        for (; r + 4 <= rows; r += 4) ValueRows<64, 4>(pr + r, v, max_limit, orow + r);
-        if (rows - r == 3) ValueRows<64, 3>(pr + r, v, max_limit, orow + r);
-        if (rows - r == 2) ValueRows<64, 2>(pr + r, v, max_limit, orow + r);
-        if (rows - r == 1) ValueRows<64, 1>(pr + r, v, max_limit, orow + r);
+        for (; r + 4 <= rows; r += 4)
+          ValueRows<64, 4>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
+        if (rows - r == 3)
+          ValueRows<64, 3>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
+        if (rows - r == 2)
+          ValueRows<64, 2>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
+        if (rows - r == 1)
+          ValueRows<64, 1>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
         r = rows;
       } else if (d == 128) {  // 2 rows x 128 floats
-        for (; r + 2 <= rows; r += 2) ValueRows<128, 2>(pr + r, v, max_limit, orow + r);
-        if (rows - r == 1) ValueRows<128, 1>(pr + r, v, max_limit, orow + r);
+        for (; r + 2 <= rows; r += 2) {
+          ValueRows<128, 2>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
+        }
+        if (rows - r == 1)
+          ValueRows<128, 1>(pr + r, values, table, head_stride, group_offset, max_limit, orow + r);
         r = rows;
       }
-      for (; r < rows; ++r) ValueRowGeneric(pr[r], v, max_limit, d, orow[r]);
+      for (; r < rows; ++r)
+        ValueRowGeneric(pr[r], values, table, head_stride, group_offset, max_limit, d, orow[r]);
     }
   }
 }

@@ -30,17 +30,16 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t rows, int64
 void Rope(float* x, int64_t rows, int64_t stride, int64_t heads, int64_t head_dim, const float* cos,
           const float* sin);
 
-// Key tiles: 16 positions of one head, stored transposed ([head_dim][16]); the layout of
-// KvCache::kTiledKeys.
-inline constexpr int64_t kKeyTile = 16;
+// KV blocks of 16 positions (KvCache::kBlock); keys are stored transposed within a block:
+// keys [blocks, kv_heads, head_dim, 16], values [blocks, kv_heads, 16, head_dim] (one layer).
+inline constexpr int64_t kBlock = 16;
 
 // Copies token rows' key/value heads into the cache: for each i < count, the kv_heads heads
 // of `src + rows[i] * stride` (keys at key_offset, values at value_offset, in floats) go to
-// position positions[i] of slot slots[i]: `keys` [slots, kv_heads, capacity / 16, head_dim,
-// 16] (tiled), `values` [slots, kv_heads, capacity, head_dim].
+// row lanes[i] of block blocks[i].
 void WriteKv(const float* src, int64_t stride, int64_t key_offset, int64_t value_offset,
-             const int64_t* rows, const int64_t* slots, const int64_t* positions, int64_t count,
-             int64_t kv_heads, int64_t head_dim, int64_t capacity, float* keys, float* values);
+             const int64_t* rows, const int32_t* blocks, const int64_t* lanes, int64_t count,
+             int64_t kv_heads, int64_t head_dim, float* keys, float* values);
 
 // The shape of one attention call. Batch row b has `steps` query tokens (padded); token
 // (b, s) is row b * steps + s of the projection output. Query head h = g * n_rep + rep of
@@ -52,22 +51,22 @@ struct AttentionShape {
   int64_t n_rep;
   int64_t steps;
   int64_t head_dim;
-  int64_t keys;        // T: the scores' last dimension, >= every limit
-  int64_t capacity;    // the cache's length capacity
-  int64_t q_stride;    // floats between consecutive token rows of q
-  int64_t out_stride;  // floats between consecutive token rows of out
+  int64_t keys;         // T: the scores' last dimension, >= every limit
+  int64_t table_width;  // entries per row of the block tables
+  int64_t q_stride;     // floats between consecutive token rows of q
+  int64_t out_stride;   // floats between consecutive token rows of out
 };
 
-// scores[b, g, r, t] = scale * <query row r of group g, key t of slot[b], group g> for
-// t < limit[b, r], -inf otherwise. Keys are tiled (see WriteKv); scores: [batch, kv_heads,
-// n_rep * steps, keys].
+// scores[b, g, r, t] = scale * <query row r of group g, key t of row b> for t < limit[b, r],
+// -inf otherwise; key t of row b is in block tables[b * table_width + t / 16]. scores:
+// [batch, kv_heads, n_rep * steps, keys].
 void AttentionScores(const AttentionShape& shape, const float* q, const float* keys,
-                     const int64_t* slots, const int64_t* limits, float scale, float* scores);
+                     const int32_t* tables, const int64_t* limits, float scale, float* scores);
 
-// For every query row: sum over t < limit of probs[b, g, r, t] * values[slot[b], g, t],
+// For every query row: sum over t < limit of probs[b, g, r, t] * (value t of row b, group g),
 // written where that query head sits in `out` (token row b * steps + s, head h). Positions
 // at or beyond a row's limit must have probability 0 (softmax of -inf gives exactly that).
 void AttentionValues(const AttentionShape& shape, const float* probs, const float* values,
-                     const int64_t* slots, const int64_t* limits, float* out);
+                     const int32_t* tables, const int64_t* limits, float* out);
 
 }  // namespace deepsearch::cpu_kernels

@@ -1,132 +1,176 @@
 #include "common/model/kv_cache.h"
 
 #include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
 
 #include "common/core/logging.h"
 
 namespace deepsearch {
+namespace {
+
+int64_t BlocksFor(int64_t length) { return (length + KvCache::kBlock - 1) / KvCache::kBlock; }
+
+}  // namespace
 
 KvCache::KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device device,
-                 KvLayout layout, int64_t initial_slots, int64_t initial_length)
+                 KvLayout layout, int64_t initial_blocks, int64_t max_blocks)
     : layers_(config.num_hidden_layers),
       kv_heads_(config.num_key_value_heads),
       head_dim_(config.head_dim),
       dtype_(dtype),
       device_(device),
-      layout_(layout) {
-  // Lengths are whole tiles, so doubling keeps them whole.
-  const int64_t length =
-      (std::max<int64_t>(initial_length, 1) + kKeyTile - 1) / kKeyTile * kKeyTile;
-  Grow(std::max<int64_t>(initial_slots, 1), length);
+      layout_(layout),
+      max_blocks_(max_blocks) {
+  int64_t blocks = std::max<int64_t>(initial_blocks, 1);
+  if (max_blocks_ > 0) blocks = std::min(blocks, max_blocks_);
+  const auto options = at::TensorOptions().dtype(dtype_).device(device_);
+  keys_ = layout_ == KvLayout::kTiledKeys
+              ? at::zeros({layers_, blocks, kv_heads_, head_dim_, kBlock}, options)
+              : at::zeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
+  values_ = at::zeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
+  ref_.assign(static_cast<size_t>(blocks), 0);
+  for (int64_t b = blocks - 1; b >= 0; --b) free_.push_back(static_cast<BlockId>(b));
 }
 
-void KvCache::Grow(int64_t slots, int64_t length) {
-  const auto options = at::TensorOptions().dtype(dtype_).device(device_);
-  at::Tensor keys =
-      layout_ == KvLayout::kTiledKeys
-          ? at::zeros({layers_, slots, kv_heads_, length / kKeyTile, head_dim_, kKeyTile}, options)
-          : at::zeros({layers_, slots, kv_heads_, length, head_dim_}, options);
-  at::Tensor values = at::zeros({layers_, slots, kv_heads_, length, head_dim_}, options);
-  if (keys_.defined()) {
-    const int64_t old_slots = keys_.size(1);
-    keys.narrow(1, 0, old_slots).narrow(3, 0, keys_.size(3)).copy_(keys_);
-    values.narrow(1, 0, old_slots).narrow(3, 0, values_.size(3)).copy_(values_);
-  }
+int64_t KvCache::BytesPerBlock() const {
+  return 2 * layers_ * kv_heads_ * kBlock * head_dim_ *
+         static_cast<int64_t>(c10::elementSize(dtype_));
+}
+
+int64_t KvCache::AvailableBlocks() const {
+  if (max_blocks_ <= 0) return std::numeric_limits<int64_t>::max();
+  return free_blocks() + (max_blocks_ - total_blocks());
+}
+
+bool KvCache::Grow() {
+  const int64_t have = total_blocks();
+  int64_t want = have * 2;
+  if (max_blocks_ > 0) want = std::min(want, max_blocks_);
+  if (want <= have) return false;
+  std::vector<int64_t> key_shape = keys_.sizes().vec(), value_shape = values_.sizes().vec();
+  key_shape[1] = want;
+  value_shape[1] = want;
+  at::Tensor keys = at::zeros(key_shape, keys_.options());
+  at::Tensor values = at::zeros(value_shape, values_.options());
+  keys.narrow(1, 0, have).copy_(keys_);
+  values.narrow(1, 0, have).copy_(values_);
   keys_ = std::move(keys);
   values_ = std::move(values);
+  ref_.resize(static_cast<size_t>(want), 0);
+  for (int64_t b = want - 1; b >= have; --b) free_.push_back(static_cast<BlockId>(b));
+  return true;
 }
 
-at::Tensor KvCache::KeyRange(const at::Tensor& keys, int64_t slot, int64_t length) const {
-  const int64_t span =
-      layout_ == KvLayout::kTiledKeys ? (length + kKeyTile - 1) / kKeyTile : length;
-  return keys.select(1, slot).narrow(2, 0, span);
+KvCache::BlockId KvCache::Allocate() {
+  if (free_.empty() && !Grow()) return -1;
+  const BlockId block = free_.back();
+  free_.pop_back();
+  ref_[static_cast<size_t>(block)] = 1;
+  return block;
 }
 
-at::Tensor KvCache::ValueRange(const at::Tensor& values, int64_t slot, int64_t length) const {
-  return values.select(1, slot).narrow(2, 0, length);
+void KvCache::Unref(BlockId block) {
+  int32_t& r = ref_[static_cast<size_t>(block)];
+  DS_CHECK(r > 0) << "KV block " << block << " released more often than referenced";
+  if (--r == 0) free_.push_back(block);
 }
 
-void KvCache::CopySlot(int64_t to, int64_t from, int64_t length) {
-  if (length <= 0 || to == from) return;
-  KeyRange(keys_, to, length).copy_(KeyRange(keys_, from, length));
-  ValueRange(values_, to, length).copy_(ValueRange(values_, from, length));
+void KvCache::CopyBlock(BlockId to, BlockId from) {
+  keys_.select(1, to).copy_(keys_.select(1, from));
+  values_.select(1, to).copy_(values_.select(1, from));
 }
 
-void KvCache::Reserve(int64_t slots, int64_t length) {
-  const int64_t have_slots = keys_.size(1);
-  const int64_t have_length = length_capacity();
-  if (slots <= have_slots && length <= have_length) return;
-  int64_t new_slots = have_slots, new_length = have_length;
-  while (new_slots < slots) new_slots *= 2;
-  while (new_length < length) new_length *= 2;
-  Grow(new_slots, new_length);
-}
-
-KvCache::Entry& KvCache::Get(SequenceId id) {
-  auto it = entries_.find(id);
-  DS_CHECK(it != entries_.end()) << "unknown KV sequence " << id;
+KvCache::Sequence& KvCache::Get(SequenceId id) {
+  auto it = sequences_.find(id);
+  DS_CHECK(it != sequences_.end()) << "unknown KV sequence " << id;
   return it->second;
 }
 
-const KvCache::Entry& KvCache::Get(SequenceId id) const {
-  auto it = entries_.find(id);
-  DS_CHECK(it != entries_.end()) << "unknown KV sequence " << id;
+const KvCache::Sequence& KvCache::Get(SequenceId id) const {
+  auto it = sequences_.find(id);
+  DS_CHECK(it != sequences_.end()) << "unknown KV sequence " << id;
   return it->second;
 }
 
 KvCache::SequenceId KvCache::Create(int64_t weight_version) {
-  const int64_t slot = num_sequences();
-  Reserve(slot + 1, 1);
   const SequenceId id = next_id_++;
-  entries_[id] = Entry{slot, 0, weight_version};
-  slot_owner_.push_back(id);
+  sequences_[id] = Sequence{{}, 0, weight_version};
   return id;
 }
 
-KvCache::SequenceId KvCache::Fork(SequenceId parent) {
-  const Entry source = Get(parent);
-  const SequenceId child = Create(source.weight_version);
-  Entry& entry = Get(child);
-  CopySlot(entry.slot, source.slot, source.length);
-  entry.length = source.length;
-  return child;
+KvCache::SequenceId KvCache::Fork(SequenceId parent, int64_t length) {
+  const Sequence& source = Get(parent);
+  if (length < 0) length = source.length;
+  DS_CHECK(length <= source.length)
+      << "Fork of " << length << " positions from a sequence of " << source.length;
+  const std::vector<BlockId> blocks(source.blocks.begin(),
+                                    source.blocks.begin() + BlocksFor(length));
+  return CreateFromBlocks(blocks, length, source.weight_version);
+}
+
+KvCache::SequenceId KvCache::CreateFromBlocks(absl::Span<const BlockId> blocks, int64_t length,
+                                              int64_t weight_version) {
+  DS_CHECK(static_cast<int64_t>(blocks.size()) == BlocksFor(length))
+      << blocks.size() << " blocks for " << length << " positions";
+  RetainBlocks(blocks);
+  const SequenceId id = next_id_++;
+  sequences_[id] =
+      Sequence{std::vector<BlockId>(blocks.begin(), blocks.end()), length, weight_version};
+  return id;
 }
 
 void KvCache::Release(SequenceId id) {
-  const Entry gone = Get(id);
-  entries_.erase(id);
-  const int64_t last = num_sequences() - 1;
-  const SequenceId moved = slot_owner_[static_cast<size_t>(last)];
-  if (gone.slot != last) {
-    // Keep live sequences in slots 0..N-1: move the last one into the hole.
-    Entry& entry = Get(moved);
-    CopySlot(gone.slot, last, entry.length);
-    entry.slot = gone.slot;
-    slot_owner_[static_cast<size_t>(gone.slot)] = moved;
-  }
-  slot_owner_.pop_back();
+  Sequence& s = Get(id);
+  for (BlockId b : s.blocks) Unref(b);
+  sequences_.erase(id);
 }
 
-bool KvCache::Contains(SequenceId id) const { return entries_.contains(id); }
-int64_t KvCache::Length(SequenceId id) const { return Get(id).length; }
-int64_t KvCache::WeightVersion(SequenceId id) const { return Get(id).weight_version; }
-int64_t KvCache::SlotOf(SequenceId id) const { return Get(id).slot; }
+void KvCache::RetainBlocks(absl::Span<const BlockId> blocks) {
+  for (BlockId b : blocks) {
+    DS_CHECK(b >= 0 && b < total_blocks() && ref_[static_cast<size_t>(b)] > 0)
+        << "retaining a free KV block " << b;
+    ++ref_[static_cast<size_t>(b)];
+  }
+}
+
+void KvCache::ReleaseBlocks(absl::Span<const BlockId> blocks) {
+  for (BlockId b : blocks) Unref(b);
+}
+
+absl::Status KvCache::PrepareAppend(SequenceId id, int64_t count) {
+  Sequence& s = Get(id);
+  const int64_t need_blocks = BlocksFor(s.length + count) - static_cast<int64_t>(s.blocks.size());
+  // A partially filled last block that others share must be copied before we write into it.
+  const bool copy_last =
+      count > 0 && s.length % kBlock != 0 && ref_[static_cast<size_t>(s.blocks.back())] > 1;
+  const int64_t needed = need_blocks + (copy_last ? 1 : 0);
+  if (needed > AvailableBlocks()) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache full: ", needed,
+                                                     " block(s) needed, ", AvailableBlocks(),
+                                                     " available of ", max_blocks_));
+  }
+  if (copy_last) {
+    const BlockId copy = Allocate();
+    CopyBlock(copy, s.blocks.back());
+    Unref(s.blocks.back());
+    s.blocks.back() = copy;
+  }
+  for (int64_t i = 0; i < need_blocks; ++i) s.blocks.push_back(Allocate());
+  return absl::OkStatus();
+}
 
 void KvCache::SetLength(SequenceId id, int64_t length) {
-  DS_CHECK(length >= 0 && length <= length_capacity())
-      << "KV length " << length << " beyond capacity " << length_capacity();
-  Get(id).length = length;
+  Sequence& s = Get(id);
+  DS_CHECK(length >= 0 && BlocksFor(length) <= static_cast<int64_t>(s.blocks.size()))
+      << "KV length " << length << " beyond the sequence's " << s.blocks.size() << " blocks";
+  s.length = length;
 }
 
-int64_t KvCache::BytesAllocated() const {
-  return 2 * keys_.numel() * static_cast<int64_t>(c10::elementSize(dtype_));
-}
-
-int64_t KvCache::BytesUsed() const {
-  int64_t tokens = 0;
-  for (const auto& [id, entry] : entries_) tokens += entry.length;
-  return 2 * tokens * layers_ * kv_heads_ * head_dim_ *
-         static_cast<int64_t>(c10::elementSize(dtype_));
-}
+bool KvCache::Contains(SequenceId id) const { return sequences_.contains(id); }
+int64_t KvCache::Length(SequenceId id) const { return Get(id).length; }
+int64_t KvCache::WeightVersion(SequenceId id) const { return Get(id).weight_version; }
+const std::vector<KvCache::BlockId>& KvCache::Blocks(SequenceId id) const { return Get(id).blocks; }
 
 }  // namespace deepsearch

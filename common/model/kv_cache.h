@@ -1,23 +1,23 @@
-// Key/value cache for batched decoding with the Qwen2 model: one entry per sequence, and
-// sequences that fork.
+// Paged key/value cache for batched decoding with the Qwen2 model: sequences that fork and
+// share their prefixes, and blocks the prefix cache can hold on to.
 //
-// Layout: keys and values of all layers live in one tensor each. A sequence owns one slot and
-// its KV occupies positions [0, Length) of it. Live sequences are kept in slots 0..N-1
-// (releasing one moves the last sequence into the hole), so a step over every live sequence,
-// in slot order, attends over a plain view of the storage: no gather, no copy per step.
-// Storage grows by doubling, in slots and in length. Values are always
-// [layers, slots, kv_heads, length_capacity, head_dim]; keys are either the same
-// (kTokenMajor, what ATen's attention reads) or in tiles of 16 positions stored transposed,
-// [layers, slots, kv_heads, length_capacity / 16, head_dim, 16] (kTiledKeys, what the CPU
-// kernels read: scores for 16 keys are 16-lane multiply-adds, no horizontal sums).
+// Storage is a pool of blocks of 16 positions (kBlock). A sequence is a block table plus a
+// length: position p lives in block table[p / 16] at row p % 16. Blocks are reference
+// counted: Fork shares every block of the parent's prefix (no copy, no recomputation), the
+// prefix cache holds references of its own (Retain/ReleaseBlocks), and a block returns to the
+// free list when its last reference goes. Writing into a shared block copies it first
+// (copy-on-write), which only ever happens to a partially filled last block.
 //
-// Fork(parent) gives a new sequence whose KV is a copy of the parent's: the children of a
-// tree node share the node's prefix without recomputing it (one copy of the prefix per child,
-// once, instead of one forward pass over it). The radix prefix cache of the inference engine
-// builds on this.
+// Layout, all layers in one allocation each: values [layers, blocks, kv_heads, 16, head_dim];
+// keys either the same (kTokenMajor: what ATen's attention gathers) or each block stored
+// transposed, [layers, blocks, kv_heads, head_dim, 16] (kTiledKeys: what the CPU kernels
+// read; scores for a block's 16 keys are 16-lane multiply-adds, no horizontal sums).
 //
-// Every entry is tagged with the weight version that produced it; KvCache refuses to mix
-// versions in one sequence (CHECK), and the engine never reuses KV across versions.
+// The pool grows by doubling up to `max_blocks` (0: unbounded); beyond that PrepareAppend
+// fails with RESOURCE_EXHAUSTED and the caller evicts (the engine evicts its prefix cache).
+//
+// Every sequence carries the weight version that produced its KV; Fork keeps it. The engine
+// never mixes versions in one sequence or reuses KV across versions.
 //
 // Threading: not thread-safe; one engine thread owns a cache and the model using it.
 #pragma once
@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
 
 #include "common/model/qwen2_config.h"
 #include "common/model/torch_pch.h"
@@ -37,53 +39,70 @@ enum class KvLayout { kTokenMajor, kTiledKeys };
 class KvCache {
  public:
   using SequenceId = int64_t;
-  static constexpr int64_t kKeyTile = 16;  // positions per key tile in kTiledKeys
+  using BlockId = int32_t;
+  static constexpr int64_t kBlock = 16;  // positions per block (= one key tile)
 
-  // Storage for `config`'s layers and heads in `dtype` on `device`; grows on demand.
+  // Storage for `config`'s layers and heads in `dtype` on `device`.
   KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device device, KvLayout layout,
-          int64_t initial_slots = 8, int64_t initial_length = 128);
+          int64_t initial_blocks = 64, int64_t max_blocks = 0);
 
   // A new, empty sequence produced by weights `weight_version`.
   SequenceId Create(int64_t weight_version = 0);
-  // A new sequence holding a copy of `parent`'s KV (and its length and version).
-  SequenceId Fork(SequenceId parent);
-  // Frees the sequence's slot; the last live sequence moves into it.
+  // A new sequence sharing the first `length` positions of `parent` (all of them when -1).
+  SequenceId Fork(SequenceId parent, int64_t length = -1);
+  // A new sequence over blocks someone else holds (a prefix-cache hit): `blocks` cover
+  // positions [0, length); each gains a reference.
+  SequenceId CreateFromBlocks(absl::Span<const BlockId> blocks, int64_t length,
+                              int64_t weight_version);
+  // Drops the sequence and its block references.
   void Release(SequenceId id);
 
   bool Contains(SequenceId id) const;
   int64_t Length(SequenceId id) const;
   int64_t WeightVersion(SequenceId id) const;
-  int64_t SlotOf(SequenceId id) const;
-  int64_t num_sequences() const { return static_cast<int64_t>(slot_owner_.size()); }
-  // Bytes of KV storage allocated (capacity, not just what is used).
-  int64_t BytesAllocated() const;
-  // Bytes of KV that live sequences use.
-  int64_t BytesUsed() const;
+  // The blocks covering positions [0, Length), followed by any PrepareAppend added.
+  const std::vector<BlockId>& Blocks(SequenceId id) const;
+  int64_t num_sequences() const { return static_cast<int64_t>(sequences_.size()); }
 
-  // --- For the model's forward pass ----------------------------------------------------
-  // Makes room for `slots` live sequences and `length` positions each.
-  void Reserve(int64_t slots, int64_t length);
-  KvLayout layout() const { return layout_; }
-  int64_t length_capacity() const { return values_.size(3); }
-  // keys()[layer]: see the layout above; values()[layer]: [slots, kv_heads, length_capacity,
-  // head_dim].
-  const at::Tensor& keys() const { return keys_; }
-  const at::Tensor& values() const { return values_; }
+  // Block references held outside sequences (the prefix cache).
+  void RetainBlocks(absl::Span<const BlockId> blocks);
+  void ReleaseBlocks(absl::Span<const BlockId> blocks);
+  int32_t RefCount(BlockId block) const { return ref_[static_cast<size_t>(block)]; }
+
+  // Makes positions [Length, Length + count) writable: allocates blocks and copies a shared
+  // partial last block. RESOURCE_EXHAUSTED (and nothing changed) when the pool is at
+  // max_blocks and has too few free blocks.
+  absl::Status PrepareAppend(SequenceId id, int64_t count);
+  // Sets the length after the model wrote the new positions (within prepared blocks).
   void SetLength(SequenceId id, int64_t length);
 
+  // Pool accounting.
+  int64_t total_blocks() const { return keys_.size(1); }
+  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t max_blocks() const { return max_blocks_; }
+  int64_t BytesPerBlock() const;
+  int64_t BytesAllocated() const { return total_blocks() * BytesPerBlock(); }
+  int64_t BytesInUse() const { return (total_blocks() - free_blocks()) * BytesPerBlock(); }
+  // Free blocks plus what the pool may still grow by.
+  int64_t AvailableBlocks() const;
+
+  KvLayout layout() const { return layout_; }
+  const at::Tensor& keys() const { return keys_; }
+  const at::Tensor& values() const { return values_; }
+
  private:
-  struct Entry {
-    int64_t slot = 0;
+  struct Sequence {
+    std::vector<BlockId> blocks;
     int64_t length = 0;
     int64_t weight_version = 0;
   };
-  Entry& Get(SequenceId id);
-  const Entry& Get(SequenceId id) const;
-  void Grow(int64_t slots, int64_t length);
-  // The storage of positions [0, length) of `slot` (whole tiles for tiled keys).
-  at::Tensor KeyRange(const at::Tensor& keys, int64_t slot, int64_t length) const;
-  at::Tensor ValueRange(const at::Tensor& values, int64_t slot, int64_t length) const;
-  void CopySlot(int64_t to, int64_t from, int64_t length);
+  Sequence& Get(SequenceId id);
+  const Sequence& Get(SequenceId id) const;
+  // A free block (growing the pool if allowed), or -1.
+  BlockId Allocate();
+  void Unref(BlockId block);
+  bool Grow();
+  void CopyBlock(BlockId to, BlockId from);
 
   const int64_t layers_;
   const int64_t kv_heads_;
@@ -91,10 +110,12 @@ class KvCache {
   const at::ScalarType dtype_;
   const at::Device device_;
   const KvLayout layout_;
+  const int64_t max_blocks_;
   at::Tensor keys_;
   at::Tensor values_;
-  absl::flat_hash_map<SequenceId, Entry> entries_;  // live sequences
-  std::vector<SequenceId> slot_owner_;              // slot 0..N-1 -> its sequence
+  std::vector<int32_t> ref_;   // per block: sequences and outside holders referencing it
+  std::vector<BlockId> free_;  // blocks with no reference
+  absl::flat_hash_map<SequenceId, Sequence> sequences_;
   SequenceId next_id_ = 1;
 };
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -280,98 +281,99 @@ bool Qwen2Model::UsesCpuKernels() const {
   return options_.device.is_cpu() && options_.dtype == at::kFloat;
 }
 
-KvCache Qwen2Model::NewCache(int64_t initial_slots, int64_t initial_length) const {
+KvCache Qwen2Model::NewCache(int64_t initial_blocks, int64_t max_blocks) const {
   return KvCache(config_, options_.dtype, options_.device,
-                 UsesCpuKernels() ? KvLayout::kTiledKeys : KvLayout::kTokenMajor, initial_slots,
-                 initial_length);
+                 UsesCpuKernels() ? KvLayout::kTiledKeys : KvLayout::kTokenMajor, initial_blocks,
+                 max_blocks);
 }
 
-// Everything a cached step needs, computed on the host before any tensor work. Inputs are
-// processed in slot order (j indexes that order); `order[j]` is the input's position.
+// Everything a cached step needs, computed on the host before any tensor work.
 struct Qwen2Model::StepPlan {
   int64_t batch = 0;
-  int64_t steps = 0;  // S: the longest input; shorter ones are padded
-  int64_t keys = 0;   // T: the longest context after the step
-  int64_t max_slot = 0;
-  bool in_place = true;  // the inputs are exactly the cache's slots 0..B-1
-  std::vector<int64_t> order, slots, prior, count;
+  int64_t steps = 0;        // S: the longest input; shorter ones are padded
+  int64_t keys = 0;         // T: the longest context after the step
+  int64_t table_width = 0;  // blocks per row of `tables`
+  std::vector<int64_t> prior, count;
+  std::vector<int32_t> tables;  // [B, table_width]: each row's blocks (padding: its first block)
   std::vector<int64_t> ids, positions;  // [B, S]; padding repeats the last real token
-  std::vector<int64_t> real_rows, real_slots, real_positions;  // one entry per real token
-  std::vector<int64_t> last;    // the row (b * S + s) of each input's last token
+  std::vector<int64_t> real_rows;       // row (b * S + s) of every real token
+  std::vector<int32_t> real_blocks;     // and the block and row within it where its KV goes
+  std::vector<int64_t> real_lanes;
+  std::vector<int64_t> last;    // the row of each input's last token
   std::vector<int64_t> limits;  // [B, n_rep * S]: keys visible to each query row of a group
 };
 
 absl::StatusOr<Qwen2Model::StepPlan> Qwen2Model::PlanStep(
-    const KvCache& cache, absl::Span<const StepInput> inputs) const {
+    KvCache& cache, absl::Span<const StepInput> inputs) const {
   if (inputs.empty()) return absl::InvalidArgumentError("Step: no inputs");
   StepPlan plan;
   const int64_t b = static_cast<int64_t>(inputs.size());
   plan.batch = b;
-  plan.order.resize(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!cache.Contains(inputs[i].sequence)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Step: unknown KV sequence ", inputs[i].sequence));
-    }
-    if (inputs[i].tokens.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Step: no tokens for sequence ", inputs[i].sequence));
-    }
-    plan.order[i] = static_cast<int64_t>(i);
-  }
-  std::sort(plan.order.begin(), plan.order.end(), [&](int64_t x, int64_t y) {
-    return cache.SlotOf(inputs[static_cast<size_t>(x)].sequence) <
-           cache.SlotOf(inputs[static_cast<size_t>(y)].sequence);
-  });
-  plan.slots.resize(inputs.size());
   plan.prior.resize(inputs.size());
   plan.count.resize(inputs.size());
+  absl::flat_hash_set<KvCache::SequenceId> seen;
   for (size_t j = 0; j < inputs.size(); ++j) {
-    const StepInput& in = inputs[static_cast<size_t>(plan.order[j])];
-    plan.slots[j] = cache.SlotOf(in.sequence);
-    plan.prior[j] = cache.Length(in.sequence);
-    plan.count[j] = static_cast<int64_t>(in.tokens.size());
-    if (plan.slots[j] != static_cast<int64_t>(j)) plan.in_place = false;
-    plan.steps = std::max(plan.steps, plan.count[j]);
-    plan.keys = std::max(plan.keys, plan.prior[j] + plan.count[j]);
-    plan.max_slot = std::max(plan.max_slot, plan.slots[j]);
-    if (j > 0 && plan.slots[j] == plan.slots[j - 1]) {
+    const StepInput& in = inputs[j];
+    if (!cache.Contains(in.sequence)) {
+      return absl::InvalidArgumentError(absl::StrCat("Step: unknown KV sequence ", in.sequence));
+    }
+    if (in.tokens.empty())
+      return absl::InvalidArgumentError(absl::StrCat("Step: no tokens for sequence ", in.sequence));
+    if (!seen.insert(in.sequence).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("Step: sequence ", in.sequence, " appears twice"));
     }
+    for (int32_t token : in.tokens) {
+      if (token < 0 || token >= config_.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Step: token id ", token, " out of range [0, ", config_.vocab_size, ")"));
+      }
+    }
+    plan.prior[j] = cache.Length(in.sequence);
+    plan.count[j] = static_cast<int64_t>(in.tokens.size());
+    plan.steps = std::max(plan.steps, plan.count[j]);
+    plan.keys = std::max(plan.keys, plan.prior[j] + plan.count[j]);
   }
   if (plan.keys > config_.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("Step: context of ", plan.keys,
                                                    " tokens exceeds max_position_embeddings ",
                                                    config_.max_position_embeddings));
   }
+  // Room for the new positions (the only mutation before the forward pass; a sequence left
+  // with spare blocks after a failure simply reuses them next time).
+  for (size_t j = 0; j < inputs.size(); ++j)
+    DS_RETURN_IF_ERROR(cache.PrepareAppend(inputs[j].sequence, plan.count[j]));
+
   const int64_t s_max = plan.steps;
   const int64_t n_rep = config_.num_attention_heads / config_.num_key_value_heads;
+  plan.table_width = (plan.keys + KvCache::kBlock - 1) / KvCache::kBlock;
+  plan.tables.resize(static_cast<size_t>(b * plan.table_width));
   plan.ids.resize(static_cast<size_t>(b * s_max));
   plan.positions.resize(static_cast<size_t>(b * s_max));
   plan.last.resize(static_cast<size_t>(b));
   plan.limits.resize(static_cast<size_t>(b * n_rep * s_max));
   for (size_t j = 0; j < inputs.size(); ++j) {
-    const StepInput& in = inputs[static_cast<size_t>(plan.order[j])];
+    const StepInput& in = inputs[j];
+    const std::vector<KvCache::BlockId>& blocks = cache.Blocks(in.sequence);
+    for (int64_t k = 0; k < plan.table_width; ++k) {
+      plan.tables[j * plan.table_width + k] =
+          k < static_cast<int64_t>(blocks.size()) ? blocks[k] : blocks.front();
+    }
     const int64_t row0 = static_cast<int64_t>(j) * s_max;
     for (int64_t s = 0; s < s_max; ++s) {
       const int64_t real = std::min(s, plan.count[j] - 1);
-      const int32_t token = in.tokens[static_cast<size_t>(real)];
-      if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Step: token id ", token, " out of range [0, ", config_.vocab_size, ")"));
-      }
-      plan.ids[static_cast<size_t>(row0 + s)] = token;
-      plan.positions[static_cast<size_t>(row0 + s)] = plan.prior[j] + real;
+      plan.ids[static_cast<size_t>(row0 + s)] = in.tokens[static_cast<size_t>(real)];
+      const int64_t position = plan.prior[j] + real;
+      plan.positions[static_cast<size_t>(row0 + s)] = position;
       if (s < plan.count[j]) {
         plan.real_rows.push_back(row0 + s);
-        plan.real_slots.push_back(plan.slots[j]);
-        plan.real_positions.push_back(plan.prior[j] + s);
+        plan.real_blocks.push_back(blocks[static_cast<size_t>(position / KvCache::kBlock)]);
+        plan.real_lanes.push_back(position % KvCache::kBlock);
       }
-      // Query row (rep, s) of this input's KV groups sees keys [0, prior + real + 1).
+      // Query row (rep, s) of this input's KV groups sees keys [0, position + 1).
       for (int64_t rep = 0; rep < n_rep; ++rep) {
         plan.limits[static_cast<size_t>((static_cast<int64_t>(j) * n_rep + rep) * s_max + s)] =
-            plan.prior[j] + real + 1;
+            position + 1;
       }
     }
     plan.last[j] = row0 + plan.count[j] - 1;
@@ -384,19 +386,12 @@ absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
   DS_ASSIGN_OR_RETURN(const StepPlan plan, PlanStep(cache, inputs));
   try {
     at::NoGradGuard no_grad;
-    cache.Reserve(plan.max_slot + 1, plan.keys);
     // The cache's layout picks the executor (NewCache picks the layout).
-    const at::Tensor sorted =
+    at::Tensor logits =
         cache.layout() == KvLayout::kTiledKeys ? StepCpuFp32(cache, plan) : StepDense(cache, plan);
-    for (size_t j = 0; j < plan.order.size(); ++j) {
-      cache.SetLength(inputs[static_cast<size_t>(plan.order[j])].sequence,
-                      plan.prior[j] + plan.count[j]);
-    }
-    if (std::is_sorted(plan.order.begin(), plan.order.end())) return sorted;
-    std::vector<int64_t> inverse(plan.order.size());
-    for (size_t j = 0; j < plan.order.size(); ++j)
-      inverse[static_cast<size_t>(plan.order[j])] = static_cast<int64_t>(j);
-    return sorted.index_select(0, at::tensor(inverse, at::kLong).to(sorted.device()));
+    for (size_t j = 0; j < inputs.size(); ++j)
+      cache.SetLength(inputs[j].sequence, plan.prior[j] + plan.count[j]);
+    return logits;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("Step: ", e.what_without_backtrace()));
   }
@@ -404,25 +399,29 @@ absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
 
 namespace {
 
-// A host vector as an int64 tensor on `device` (always a copy).
+// A host vector as an index tensor on `device` (always a copy).
 at::Tensor IndexTensor(const std::vector<int64_t>& v, at::IntArrayRef shape, at::Device device) {
   return at::from_blob(const_cast<int64_t*>(v.data()), shape, at::kLong)
+      .to(device, at::kLong, false, /*copy=*/true);
+}
+at::Tensor IndexTensor(const std::vector<int32_t>& v, at::IntArrayRef shape, at::Device device) {
+  return at::from_blob(const_cast<int32_t*>(v.data()), shape, at::kInt)
       .to(device, at::kLong, false, /*copy=*/true);
 }
 
 }  // namespace
 
 at::Tensor Qwen2Model::StepDense(KvCache& cache, const StepPlan& plan) const {
-  const int64_t b = plan.batch, s_max = plan.steps, t_max = plan.keys;
+  const int64_t b = plan.batch, s_max = plan.steps, t_max = plan.keys, width = plan.table_width;
   const int64_t n_kv = config_.num_key_value_heads, d = config_.head_dim;
   const auto device = options_.device;
   const at::Tensor ids = IndexTensor(plan.ids, {b, s_max}, device);
   const at::Tensor positions = IndexTensor(plan.positions, {b, s_max}, device);
   const int64_t n_real = static_cast<int64_t>(plan.real_rows.size());
   const at::Tensor real_rows = IndexTensor(plan.real_rows, {n_real}, device);
-  const at::Tensor real_slots = IndexTensor(plan.real_slots, {n_real}, device);
-  const at::Tensor real_positions = IndexTensor(plan.real_positions, {n_real}, device);
-  const at::Tensor batch_slots = IndexTensor(plan.slots, {b}, device);
+  const at::Tensor real_blocks = IndexTensor(plan.real_blocks, {n_real}, device);
+  const at::Tensor real_lanes = IndexTensor(plan.real_lanes, {n_real}, device);
+  const at::Tensor tables = IndexTensor(plan.tables, {b * width}, device);
   // allowed[b, s, t] = t <= position of row s.
   const at::Tensor key = at::arange(t_max, at::TensorOptions().dtype(at::kLong).device(device));
   const at::Tensor allowed =
@@ -434,18 +433,21 @@ at::Tensor Qwen2Model::StepDense(KvCache& cache, const StepPlan& plan) const {
     const Projected p =
         Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
     at::Tensor layer_keys =
-        cache.keys().select(0, static_cast<int64_t>(i));  // [slots, nKV, T_cap, D]
+        cache.keys().select(0, static_cast<int64_t>(i));  // [blocks, nKV, 16, D]
     at::Tensor layer_values = cache.values().select(0, static_cast<int64_t>(i));
-    const c10::List<c10::optional<at::Tensor>> where{real_slots, c10::nullopt, real_positions};
+    const c10::List<c10::optional<at::Tensor>> where{real_blocks, c10::nullopt, real_lanes};
     layer_keys.index_put_(where, p.k.reshape({b * s_max, n_kv, d}).index_select(0, real_rows));
     layer_values.index_put_(where, p.v.reshape({b * s_max, n_kv, d}).index_select(0, real_rows));
-    const at::Tensor keys = plan.in_place
-                                ? layer_keys.narrow(0, 0, b).narrow(2, 0, t_max)
-                                : layer_keys.narrow(2, 0, t_max).index_select(0, batch_slots);
-    const at::Tensor values = plan.in_place
-                                  ? layer_values.narrow(0, 0, b).narrow(2, 0, t_max)
-                                  : layer_values.narrow(2, 0, t_max).index_select(0, batch_slots);
-    x = x + at::linear(AttendDense(p.q, keys, values, allowed), layer.o_weight);
+    // Gather each row's blocks into [B, nKV, T, D].
+    auto gather = [&](const at::Tensor& pool) {
+      return pool.index_select(0, tables)
+          .view({b, width, n_kv, KvCache::kBlock, d})
+          .permute({0, 2, 1, 3, 4})
+          .reshape({b, n_kv, width * KvCache::kBlock, d})
+          .narrow(2, 0, t_max);
+    };
+    x = x + at::linear(AttendDense(p.q, gather(layer_keys), gather(layer_values), allowed),
+                       layer.o_weight);
     x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
   }
   const at::Tensor x_last = x.reshape({b * s_max, config_.hidden_size})
@@ -493,9 +495,8 @@ at::Tensor Qwen2Model::StepCpuFp32(KvCache& cache, const StepPlan& plan) const {
   auto [cos, sin] = Rotary(positions);  // [rows, D]
   cos = cos.contiguous();
   sin = sin.contiguous();
-  const int64_t capacity = cache.length_capacity();
-  const cpu_kernels::AttentionShape shape{b,         n_kv,     n_rep,     s_max,      d,
-                                          plan.keys, capacity, qkv_width, n_heads * d};
+  const cpu_kernels::AttentionShape shape{
+      b, n_kv, n_rep, s_max, d, plan.keys, plan.table_width, qkv_width, n_heads * d};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
 
   // C (+)= A W^T + bias with the packed kernel when the CPU has it, else BLAS.
@@ -530,13 +531,13 @@ at::Tensor Qwen2Model::StepCpuFp32(KvCache& cache, const StepPlan& plan) const {
     float* layer_keys = cache.keys().select(0, static_cast<int64_t>(i)).data_ptr<float>();
     float* layer_values = cache.values().select(0, static_cast<int64_t>(i)).data_ptr<float>();
     cpu_kernels::WriteKv(qkv.data_ptr<float>(), qkv_width, n_heads * d, (n_heads + n_kv) * d,
-                         plan.real_rows.data(), plan.real_slots.data(), plan.real_positions.data(),
-                         static_cast<int64_t>(plan.real_rows.size()), n_kv, d, capacity, layer_keys,
+                         plan.real_rows.data(), plan.real_blocks.data(), plan.real_lanes.data(),
+                         static_cast<int64_t>(plan.real_rows.size()), n_kv, d, layer_keys,
                          layer_values);
-    cpu_kernels::AttentionScores(shape, qkv.data_ptr<float>(), layer_keys, plan.slots.data(),
+    cpu_kernels::AttentionScores(shape, qkv.data_ptr<float>(), layer_keys, plan.tables.data(),
                                  plan.limits.data(), scale, scores.data_ptr<float>());
     const at::Tensor probs = at::softmax(scores, -1);
-    cpu_kernels::AttentionValues(shape, probs.data_ptr<float>(), layer_values, plan.slots.data(),
+    cpu_kernels::AttentionValues(shape, probs.data_ptr<float>(), layer_values, plan.tables.data(),
                                  plan.limits.data(), attended.data_ptr<float>());
     x = linear(attended, layer.o_weight, pl ? &pl->o : nullptr, at::Tensor(), &x);
     cpu_kernels::RmsNorm(x.data_ptr<float>(), layer.post_norm.data_ptr<float>(), eps, rows, hidden,

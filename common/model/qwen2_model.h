@@ -91,15 +91,16 @@ class Qwen2Model {
   // Appends each input's tokens to its sequence in `cache` and returns the logits after the
   // last appended token of each input, [inputs.size(), vocab_size] float32, in input order.
   // Prefill (many tokens) and decode (one token) use the same call; keep them in separate
-  // calls for speed (the batch is padded to its longest input). Fastest when the inputs are
-  // every live sequence of the cache in slot order. No autograd. Errors: unknown sequence,
-  // empty input, token id out of range, context beyond max_position_embeddings.
+  // calls for speed (the batch is padded to its longest input). No autograd. Errors: unknown
+  // or repeated sequence, empty input, token id out of range, context beyond
+  // max_position_embeddings, a full cache (RESOURCE_EXHAUSTED); on an error no sequence's
+  // length changes.
   absl::StatusOr<at::Tensor> Step(KvCache& cache, absl::Span<const StepInput> inputs) const;
 
   // A KV cache shaped for this model, in the layout its fastest Step path reads (tiled keys
   // for fp32 on CPU, token-major otherwise). A cache of the other layout also works: Step
-  // then runs ATen's dense path.
-  KvCache NewCache(int64_t initial_slots = 8, int64_t initial_length = 128) const;
+  // then runs ATen's dense path. max_blocks 0: the pool grows without bound.
+  KvCache NewCache(int64_t initial_blocks = 64, int64_t max_blocks = 0) const;
   // Whether NewCache caches take the fused CPU path (fp32 on CPU).
   bool UsesCpuKernels() const;
 
@@ -117,7 +118,7 @@ class Qwen2Model {
   struct StepPlan;
 
   Qwen2Model(const Qwen2Config& config, const ModelOptions& options);
-  absl::StatusOr<StepPlan> PlanStep(const KvCache& cache, absl::Span<const StepInput> inputs) const;
+  absl::StatusOr<StepPlan> PlanStep(KvCache& cache, absl::Span<const StepInput> inputs) const;
   // Step's two executors: ATen throughout (any dtype and device), and fused CPU kernels for
   // fp32 on CPU. Both return the logits in slot order.
   at::Tensor StepDense(KvCache& cache, const StepPlan& plan) const;

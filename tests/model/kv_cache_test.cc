@@ -1,0 +1,109 @@
+// The paged KV cache's bookkeeping: shared blocks, copy-on-write of a shared partial block,
+// reference counts, outside references, the block budget.
+#include "common/model/kv_cache.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace deepsearch {
+namespace {
+
+Qwen2Config Config() {
+  Qwen2Config c;
+  c.vocab_size = 16;
+  c.hidden_size = 16;
+  c.intermediate_size = 16;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 8;
+  return c;
+}
+
+KvCache Make(int64_t initial, int64_t max) {
+  return KvCache(Config(), at::kFloat, at::kCPU, KvLayout::kTiledKeys, initial, max);
+}
+
+TEST(KvCacheTest, ForksShareBlocksAndCopyOnlyASharedPartialBlockOnWrite) {
+  KvCache cache = Make(8, 0);
+  const KvCache::SequenceId parent = cache.Create(7);
+  ASSERT_TRUE(cache.PrepareAppend(parent, 20).ok());  // 20 positions: one full block, one partial
+  cache.SetLength(parent, 20);
+  ASSERT_EQ(cache.Blocks(parent).size(), 2u);
+  EXPECT_EQ(cache.free_blocks(), 6);
+  const KvCache::SequenceId child = cache.Fork(parent);
+  EXPECT_EQ(cache.Blocks(child), cache.Blocks(parent));
+  EXPECT_EQ(cache.free_blocks(), 6);  // nothing copied
+  EXPECT_EQ(cache.RefCount(cache.Blocks(parent)[1]), 2);
+  EXPECT_EQ(cache.WeightVersion(child), 7);
+  // Writing into the shared partial block copies it: the child gets its own, the full block
+  // stays shared.
+  const KvCache::BlockId shared_partial = cache.Blocks(parent)[1];
+  ASSERT_TRUE(cache.PrepareAppend(child, 1).ok());
+  EXPECT_EQ(cache.Blocks(child)[0], cache.Blocks(parent)[0]);
+  EXPECT_NE(cache.Blocks(child)[1], shared_partial);
+  EXPECT_EQ(cache.RefCount(shared_partial), 1);
+  EXPECT_EQ(cache.free_blocks(), 5);
+  // The copy holds the parent's rows.
+  const auto k = cache.keys().select(1, cache.Blocks(child)[1]);
+  EXPECT_TRUE(k.equal(cache.keys().select(1, shared_partial)));
+  // Appending past the block boundary allocates without copying.
+  cache.SetLength(child, 21);
+  ASSERT_TRUE(cache.PrepareAppend(child, 12).ok());
+  EXPECT_EQ(cache.Blocks(child).size(), 3u);
+  // A fork of a prefix shares only the blocks that prefix covers.
+  const KvCache::SequenceId head = cache.Fork(parent, 16);
+  EXPECT_EQ(cache.Blocks(head).size(), 1u);
+  EXPECT_EQ(cache.Length(head), 16);
+  // Releasing everything returns every block.
+  cache.Release(parent);
+  cache.Release(child);
+  cache.Release(head);
+  EXPECT_EQ(cache.free_blocks(), cache.total_blocks());
+}
+
+TEST(KvCacheTest, OutsideReferencesKeepBlocksAlive) {
+  KvCache cache = Make(4, 0);
+  const KvCache::SequenceId seq = cache.Create();
+  ASSERT_TRUE(cache.PrepareAppend(seq, 32).ok());
+  cache.SetLength(seq, 32);
+  const std::vector<KvCache::BlockId> blocks = cache.Blocks(seq);
+  cache.RetainBlocks(blocks);  // the prefix cache keeps them
+  cache.Release(seq);
+  EXPECT_EQ(cache.free_blocks(), 2);
+  const KvCache::SequenceId hit = cache.CreateFromBlocks(blocks, 32, 0);
+  EXPECT_EQ(cache.Length(hit), 32);
+  cache.ReleaseBlocks(blocks);
+  EXPECT_EQ(cache.free_blocks(), 2);  // the new sequence still holds them
+  cache.Release(hit);
+  EXPECT_EQ(cache.free_blocks(), 4);
+}
+
+TEST(KvCacheTest, TheBudgetHoldsAndAFailedPrepareChangesNothing) {
+  KvCache cache = Make(2, 4);
+  EXPECT_EQ(cache.BytesPerBlock(), 2 * 2 * 1 * 16 * 8 * 4);
+  const KvCache::SequenceId a = cache.Create();
+  ASSERT_TRUE(cache.PrepareAppend(a, 48).ok());  // 3 blocks: the pool grows from 2 to 4
+  cache.SetLength(a, 48);
+  EXPECT_EQ(cache.total_blocks(), 4);
+  const KvCache::SequenceId b = cache.Create();
+  const absl::Status full = cache.PrepareAppend(b, 17);  // needs 2, 1 left
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(full.message()),
+              ::testing::HasSubstr("2 block(s) needed, 1 available of 4"));
+  EXPECT_TRUE(cache.Blocks(b).empty());
+  EXPECT_EQ(cache.free_blocks(), 1);
+  EXPECT_EQ(cache.total_blocks(), 4);  // never beyond max_blocks
+  EXPECT_LE(cache.BytesAllocated(), 4 * cache.BytesPerBlock());
+}
+
+TEST(KvCacheDeathTest, MisuseCrashes) {
+  KvCache cache = Make(2, 0);
+  EXPECT_DEATH(cache.Length(42), "unknown KV sequence 42");
+  const KvCache::SequenceId s = cache.Create();
+  EXPECT_DEATH(cache.SetLength(s, 5), "beyond the sequence's 0 blocks");
+  EXPECT_DEATH(cache.RetainBlocks(std::vector<KvCache::BlockId>{1}), "retaining a free KV block 1");
+}
+
+}  // namespace
+}  // namespace deepsearch
