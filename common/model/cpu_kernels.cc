@@ -70,6 +70,46 @@ namespace {
 
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
+// exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody-Waite), p the
+// degree-6 Taylor polynomial of exp on [-ln2/2, ln2/2]; 2^n assembled in the exponent bits.
+// Branch-free, so `omp simd` loops over it vectorise.
+[[gnu::always_inline]] inline float ExpInline(float x) {
+  const bool underflow = x < -87.33654f;
+  x = std::min(std::max(x, -87.33654f), 88.72283f);
+  // Round to nearest by the 1.5 * 2^23 trick (vectorises without rounding-mode intrinsics).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return underflow ? 0.0f : p * scale;
+}
+
+// In place: softmax over row[0, limit), zeros after it up to `width`. Fixed order for a given
+// limit (max, exp element-wise, a left-to-right vector sum), whatever `width` is.
+[[gnu::always_inline]] inline void SoftmaxRow(float* row, int64_t limit, int64_t width) {
+  float max = kMinusInf;
+#pragma omp simd reduction(max : max)
+  for (int64_t t = 0; t < limit; ++t) max = std::max(max, row[t]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t t = 0; t < limit; ++t) {
+    row[t] = ExpInline(row[t] - max);
+    sum += row[t];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t t = 0; t < limit; ++t) row[t] *= inv;
+  std::fill(row + limit, row + width, 0.0f);
+}
+
 // Scores of NR query rows against one key block: acc[r][lane] = <q_r, key lane>. Inlined into
 // the multiversioned caller, so it is compiled for each of its targets; the 16-lane loops
 // become one AVX-512 vector (two AVX2 ones) and acc stays in registers.
@@ -157,9 +197,11 @@ void ValueRowGeneric(const float* p, const float* values, const int32_t* table, 
 
 }  // namespace
 
+float Exp(float x) { return ExpInline(x); }
+
 DS_MULTIVERSION
-void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
-                     const int32_t* tables, const int64_t* limits, float scale, float* scores) {
+void AttentionProbs(const AttentionShape& s, const float* q, const float* keys,
+                    const int32_t* tables, const int64_t* limits, float scale, float* scores) {
   const int64_t d = s.head_dim, rows = s.n_rep * s.steps;
   const int64_t head_stride = s.kv_heads * d * kBlock;  // floats per block
   std::vector<const float*> q_rows(static_cast<size_t>(rows));
@@ -199,10 +241,8 @@ void AttentionScores(const AttentionShape& s, const float* q, const float* keys,
         default:
           break;
       }
-      for (int64_t row = 0; row < rows; ++row) {
-        std::fill(out + row * s.keys + std::min(tiles * kBlock, s.keys), out + (row + 1) * s.keys,
-                  kMinusInf);
-      }
+      for (int64_t row = 0; row < rows; ++row)
+        SoftmaxRow(out + row * s.keys, row_limit[row], s.keys);
     }
   }
 }

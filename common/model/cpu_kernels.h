@@ -57,11 +57,17 @@ struct AttentionShape {
   int64_t out_stride;   // floats between consecutive token rows of out
 };
 
-// scores[b, g, r, t] = scale * <query row r of group g, key t of row b> for t < limit[b, r],
-// -inf otherwise; key t of row b is in block tables[b * table_width + t / 16]. scores:
-// [batch, kv_heads, n_rep * steps, keys].
-void AttentionScores(const AttentionShape& shape, const float* q, const float* keys,
-                     const int32_t* tables, const int64_t* limits, float scale, float* scores);
+// probs[b, g, r, :] = softmax over t < limit[b, r] of scale * <query row r of group g, key t
+// of row b>, and 0 for t >= limit; key t of row b is in block tables[b * table_width + t / 16].
+// probs: [batch, kv_heads, n_rep * steps, keys]. Each row is computed in a fixed order that
+// does not depend on the batch, the padding or `keys`, so a row's result is bit-identical
+// whatever else is in the step.
+void AttentionProbs(const AttentionShape& shape, const float* q, const float* keys,
+                    const int32_t* tables, const int64_t* limits, float scale, float* probs);
+
+// exp(x) for float, vectorisable (Cody-Waite reduction, degree-6 polynomial; relative error
+// about 1e-7 on [-87, 88], 0 below -87.3). Exposed for tests.
+float Exp(float x);
 
 // For every query row: sum over t < limit of probs[b, g, r, t] * (value t of row b, group g),
 // written where that query head sits in `out` (token row b * steps + s, head h). Positions

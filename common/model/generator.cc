@@ -10,20 +10,6 @@
 
 namespace deepsearch {
 
-std::string_view FinishReasonName(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kEos:
-      return "eos";
-    case FinishReason::kStopToken:
-      return "stop_token";
-    case FinishReason::kStopString:
-      return "stop_string";
-    case FinishReason::kLength:
-      return "length";
-  }
-  return "length";
-}
-
 namespace {
 
 // One sample in flight.
@@ -32,14 +18,9 @@ struct Live {
   int32_t sample = 0;
   KvCache::SequenceId sequence = 0;
   Rng rng{0};
-  int32_t logits_row = 0;  // row of the current logits that belongs to this sample
-  std::string tail;        // the last bytes of text, for stop strings
-  bool done = false;
+  int64_t logits_row = 0;  // its row of the current logits
+  std::optional<StopRule> stop;
 };
-
-bool Contains(const std::vector<int32_t>& ids, int32_t id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
 
 }  // namespace
 
@@ -111,79 +92,38 @@ absl::StatusOr<std::vector<std::vector<GeneratedSample>>> Generator::Generate(
             s.sample = j;
             s.sequence = j == 0 ? prefill[k].sequence : cache.Fork(prefill[k].sequence);
             s.rng = root.Fork(static_cast<uint64_t>(j));
-            s.logits_row = base + static_cast<int32_t>(k);
+            s.logits_row = base + static_cast<int64_t>(k);
+            s.stop.emplace(r.sampling, options_.eos_token_ids, options_.token_bytes);
             live.push_back(std::move(s));
           }
         }
       }
 
-      // Log-probs and entropies of every row under its sample's temperature.
-      const int64_t rows = static_cast<int64_t>(live.size());
-      std::vector<float> temperature(static_cast<size_t>(rows));
-      std::vector<int64_t> row_index(static_cast<size_t>(rows));
-      for (size_t k = 0; k < live.size(); ++k) {
-        temperature[k] = requests[static_cast<size_t>(live[k].request)].sampling.temperature;
-        row_index[k] = live[k].logits_row;
-      }
-      const at::Tensor rows_t = at::from_blob(row_index.data(), {rows}, at::kLong)
-                                    .to(logits.device(), at::kLong, false, true);
-      const at::Tensor temp_t = at::from_blob(temperature.data(), {rows, 1}, at::kFloat)
-                                    .to(logits.device(), at::kFloat, false, true);
-      const at::Tensor scaled =
-          logits.index_select(0, rows_t).narrow(1, 0, options_.vocab_limit) / temp_t;
-      const at::Tensor logp = at::log_softmax(scaled, -1);
-      const at::Tensor entropy = -(logp.exp() * logp).sum(-1);
-      const at::Tensor logp_cpu = logp.to(at::kCPU).contiguous();
-      const at::Tensor entropy_cpu = entropy.to(at::kCPU).contiguous();
-      const float* logp_data = logp_cpu.data_ptr<float>();
-      const float* entropy_data = entropy_cpu.data_ptr<float>();
-
-      // Sample one token for every live sample and decide whether it stops.
-      std::vector<StepInput> decode;
+      // One token for every live sample; then its stop rule.
+      std::vector<SampleSlot> slots;
+      for (Live& s : live)
+        slots.push_back({s.logits_row, &requests[static_cast<size_t>(s.request)].sampling, &s.rng});
+      const std::vector<SampledToken> sampled = SampleRows(logits, slots, options_.vocab_limit);
       std::vector<int32_t> next_tokens(live.size());
+      std::vector<bool> done(live.size(), false);
       for (size_t k = 0; k < live.size(); ++k) {
         Live& s = live[k];
-        const SamplingParams& p = requests[static_cast<size_t>(s.request)].sampling;
-        const absl::Span<const float> row(logp_data + k * static_cast<size_t>(options_.vocab_limit),
-                                          static_cast<size_t>(options_.vocab_limit));
-        const int32_t token = SampleToken(row, p.top_k, p.top_p, s.rng);
         GeneratedSample& out =
             results[static_cast<size_t>(s.request)][static_cast<size_t>(s.sample)];
-        out.tokens.push_back(token);
-        out.logprobs.push_back(row[static_cast<size_t>(token)]);
-        out.entropies.push_back(entropy_data[k]);
-        next_tokens[k] = token;
-        if (Contains(options_.eos_token_ids, token)) {
-          out.finish = FinishReason::kEos;
-          s.done = true;
-        } else if (Contains(p.stop_token_ids, token)) {
-          out.finish = FinishReason::kStopToken;
-          s.done = true;
-        } else if (!p.stop_strings.empty()) {
-          size_t longest = 0;
-          for (const std::string& stop : p.stop_strings) longest = std::max(longest, stop.size());
-          const size_t before = s.tail.size();
-          s.tail += options_.token_bytes(token);
-          for (const std::string& stop : p.stop_strings) {
-            // Only matches that end in the new bytes.
-            const size_t from = before >= stop.size() - 1 ? before - (stop.size() - 1) : 0;
-            if (s.tail.find(stop, from) != std::string::npos) {
-              out.finish = FinishReason::kStopString;
-              s.done = true;
-              break;
-            }
-          }
-          if (s.tail.size() > longest) s.tail.erase(0, s.tail.size() - longest);
-        }
-        if (!s.done && static_cast<int32_t>(out.tokens.size()) >= p.max_new_tokens) {
-          out.finish = FinishReason::kLength;
-          s.done = true;
+        out.tokens.push_back(sampled[k].token);
+        out.logprobs.push_back(sampled[k].logprob);
+        out.entropies.push_back(sampled[k].entropy);
+        next_tokens[k] = sampled[k].token;
+        if (const std::optional<FinishReason> finish = s.stop->Push(sampled[k].token)) {
+          out.finish = *finish;
+          done[k] = true;
         }
       }
       std::vector<Live> still;
       std::vector<int32_t> still_tokens;
+      std::vector<StepInput> decode;
       for (size_t k = 0; k < live.size(); ++k) {
-        if (live[k].done) {
+        if (done[k]) {
           cache.Release(live[k].sequence);
         } else {
           still.push_back(std::move(live[k]));

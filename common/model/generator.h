@@ -29,11 +29,9 @@
 
 #include "common/model/qwen2_model.h"
 #include "common/model/sampler.h"
+#include "common/model/token_sampling.h"
 
 namespace deepsearch {
-
-enum class FinishReason { kEos, kStopToken, kStopString, kLength };
-std::string_view FinishReasonName(FinishReason reason);
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;

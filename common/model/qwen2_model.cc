@@ -517,7 +517,7 @@ at::Tensor Qwen2Model::StepCpuFp32(KvCache& cache, const StepPlan& plan) const {
 
   at::Tensor x = at::embedding(embed_, ids);  // [rows, H]
   at::Tensor h = at::empty({rows, hidden}, at::kFloat);
-  at::Tensor scores = at::empty({b, n_kv, n_rep * s_max, plan.keys}, at::kFloat);
+  at::Tensor probs = at::empty({b, n_kv, n_rep * s_max, plan.keys}, at::kFloat);
   at::Tensor attended = at::empty({rows, n_heads * d}, at::kFloat);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
@@ -534,9 +534,8 @@ at::Tensor Qwen2Model::StepCpuFp32(KvCache& cache, const StepPlan& plan) const {
                          plan.real_rows.data(), plan.real_blocks.data(), plan.real_lanes.data(),
                          static_cast<int64_t>(plan.real_rows.size()), n_kv, d, layer_keys,
                          layer_values);
-    cpu_kernels::AttentionScores(shape, qkv.data_ptr<float>(), layer_keys, plan.tables.data(),
-                                 plan.limits.data(), scale, scores.data_ptr<float>());
-    const at::Tensor probs = at::softmax(scores, -1);
+    cpu_kernels::AttentionProbs(shape, qkv.data_ptr<float>(), layer_keys, plan.tables.data(),
+                                plan.limits.data(), scale, probs.data_ptr<float>());
     cpu_kernels::AttentionValues(shape, probs.data_ptr<float>(), layer_values, plan.tables.data(),
                                  plan.limits.data(), attended.data_ptr<float>());
     x = linear(attended, layer.o_weight, pl ? &pl->o : nullptr, at::Tensor(), &x);

@@ -107,3 +107,23 @@ TEST(KvCacheDeathTest, MisuseCrashes) {
 
 }  // namespace
 }  // namespace deepsearch
+
+#include "common/model/cpu_kernels.h"
+
+namespace deepsearch {
+namespace {
+
+TEST(CpuKernelsTest, ExpIsAccurate) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.001953125f) {
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(cpu_kernels::Exp(x) - want) / want);
+  }
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_EQ(cpu_kernels::Exp(0.0f), 1.0f);
+  EXPECT_EQ(cpu_kernels::Exp(-100.0f), 0.0f);
+  EXPECT_EQ(cpu_kernels::Exp(-std::numeric_limits<float>::infinity()), 0.0f);
+}
+
+}  // namespace
+}  // namespace deepsearch
