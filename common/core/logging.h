@@ -13,6 +13,7 @@
 // absl::Status). Active in every build type.
 #pragma once
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -22,6 +23,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+#if !defined(ABSL_USES_STD_STRING_VIEW)
+// Debian's Abseil has its own string_view; let log lines format it (status.message()).
+// No format specs: "{}" only.
+template <>
+struct fmt::formatter<absl::string_view> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const {
+    return std::copy(s.begin(), s.end(), ctx.out());
+  }
+};
+#endif
 
 namespace deepsearch {
 

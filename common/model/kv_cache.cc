@@ -139,25 +139,35 @@ void KvCache::ReleaseBlocks(absl::Span<const BlockId> blocks) {
   for (BlockId b : blocks) Unref(b);
 }
 
+int64_t KvCache::BlocksNeeded(SequenceId id, int64_t count) const {
+  const Sequence& s = Get(id);
+  const int64_t grow =
+      std::max<int64_t>(BlocksFor(s.length + count) - static_cast<int64_t>(s.blocks.size()), 0);
+  return grow + (SharedPartialLast(s, count) ? 1 : 0);
+}
+
+// Whether appending `count` positions writes into a partially filled last block that others
+// share (which must then be copied first).
+bool KvCache::SharedPartialLast(const Sequence& s, int64_t count) const {
+  return count > 0 && s.length % kBlock != 0 && ref_[static_cast<size_t>(s.blocks.back())] > 1;
+}
+
 absl::Status KvCache::PrepareAppend(SequenceId id, int64_t count) {
-  Sequence& s = Get(id);
-  const int64_t need_blocks = BlocksFor(s.length + count) - static_cast<int64_t>(s.blocks.size());
-  // A partially filled last block that others share must be copied before we write into it.
-  const bool copy_last =
-      count > 0 && s.length % kBlock != 0 && ref_[static_cast<size_t>(s.blocks.back())] > 1;
-  const int64_t needed = need_blocks + (copy_last ? 1 : 0);
+  const int64_t needed = BlocksNeeded(id, count);
   if (needed > AvailableBlocks()) {
     return absl::ResourceExhaustedError(absl::StrCat("KV cache full: ", needed,
                                                      " block(s) needed, ", AvailableBlocks(),
                                                      " available of ", max_blocks_));
   }
-  if (copy_last) {
+  Sequence& s = Get(id);
+  if (SharedPartialLast(s, count)) {
     const BlockId copy = Allocate();
     CopyBlock(copy, s.blocks.back());
     Unref(s.blocks.back());
     s.blocks.back() = copy;
   }
-  for (int64_t i = 0; i < need_blocks; ++i) s.blocks.push_back(Allocate());
+  while (static_cast<int64_t>(s.blocks.size()) < BlocksFor(s.length + count))
+    s.blocks.push_back(Allocate());
   return absl::OkStatus();
 }
 

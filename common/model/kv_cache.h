@@ -73,6 +73,8 @@ class KvCache {
   // partial last block. RESOURCE_EXHAUSTED (and nothing changed) when the pool is at
   // max_blocks and has too few free blocks.
   absl::Status PrepareAppend(SequenceId id, int64_t count);
+  // The blocks PrepareAppend(id, count) would take from the pool.
+  int64_t BlocksNeeded(SequenceId id, int64_t count) const;
   // Sets the length after the model wrote the new positions (within prepared blocks).
   void SetLength(SequenceId id, int64_t length);
 
@@ -98,6 +100,7 @@ class KvCache {
   };
   Sequence& Get(SequenceId id);
   const Sequence& Get(SequenceId id) const;
+  bool SharedPartialLast(const Sequence& s, int64_t count) const;
   // A free block (growing the pool if allowed), or -1.
   BlockId Allocate();
   void Unref(BlockId block);

@@ -10,6 +10,20 @@
 
 namespace deepsearch {
 
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStopToken:
+      return "stop_token";
+    case FinishReason::kStopString:
+      return "stop_string";
+    case FinishReason::kLength:
+      return "length";
+  }
+  return "length";
+}
+
 absl::Status SamplingParams::Validate() const {
   if (!(temperature > 0) || !std::isfinite(temperature)) {
     return absl::InvalidArgumentError(

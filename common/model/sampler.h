@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -24,6 +25,10 @@
 #include "common/core/rng.h"
 
 namespace deepsearch {
+
+// Why a sample ended: an EOS id, a stop token, a stop string, or max_new_tokens.
+enum class FinishReason { kEos, kStopToken, kStopString, kLength };
+std::string_view FinishReasonName(FinishReason reason);
 
 struct SamplingParams {
   float temperature = 1.0f;  // > 0

@@ -6,20 +6,6 @@
 
 namespace deepsearch {
 
-std::string_view FinishReasonName(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kEos:
-      return "eos";
-    case FinishReason::kStopToken:
-      return "stop_token";
-    case FinishReason::kStopString:
-      return "stop_string";
-    case FinishReason::kLength:
-      return "length";
-  }
-  return "length";
-}
-
 std::vector<SampledToken> SampleRows(const at::Tensor& logits, absl::Span<const SampleSlot> slots,
                                      int64_t vocab_limit) {
   const int64_t n = static_cast<int64_t>(slots.size());

@@ -27,9 +27,6 @@
 
 namespace deepsearch {
 
-enum class FinishReason { kEos, kStopToken, kStopString, kLength };
-std::string_view FinishReasonName(FinishReason reason);
-
 struct SampledToken {
   int32_t token = 0;
   float logprob = 0;
