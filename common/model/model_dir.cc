@@ -249,15 +249,6 @@ absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
   return SyncDirectory(target.parent_path());
 }
 
-absl::StatusOr<std::string> DefaultTaskTokenizerJson() {
-  CharVocabSpec spec;
-  spec.specials = {"<pad>", "<unk>", "<bos>", "<eos>"};
-  spec.unk_token = "<unk>";
-  spec.characters = "\n";
-  for (char c = 0x20; c <= 0x7e; ++c) spec.characters += c;
-  return BuildCharTokenizerJson(spec);
-}
-
 absl::Status InitModelDirectory(std::string_view preset, const std::string& dir, uint64_t seed,
                                 bool overwrite) {
   const fs::path target(dir);

@@ -55,10 +55,6 @@ absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
                                 std::string_view tokenizer_json,
                                 const GenerationConfig& generation);
 
-// The tokenizer of the built-in tiny models: one token per character of "\n" and printable
-// ASCII, after the specials <pad> (0), <unk> (1), <bos> (2), <eos> (3). Its tokenizer.json.
-absl::StatusOr<std::string> DefaultTaskTokenizerJson();
-
 // Writes a randomly initialised model of a preset ("tiny", "small") with the default task
 // tokenizer to `dir` (which must not exist or be empty, unless `overwrite`).
 absl::Status InitModelDirectory(std::string_view preset, const std::string& dir, uint64_t seed,

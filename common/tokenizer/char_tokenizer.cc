@@ -296,4 +296,15 @@ bool CharTokenizer::IsSpecial(TokenId id) const {
   return id >= 0 && id < vocab_size() && special_[id];
 }
 
+absl::StatusOr<std::string> DefaultTaskTokenizerJson() {
+  CharVocabSpec spec;
+  spec.specials = {"<pad>", "<unk>", "<bos>", "<eos>"};
+  spec.unk_token = "<unk>";
+  // "\n", then printable ASCII 0x20..0x7e.
+  spec.characters.assign(1 + 0x7e - 0x20 + 1, '\n');
+  for (size_t i = 1; i < spec.characters.size(); ++i)
+    spec.characters[i] = static_cast<char>(0x20 + i - 1);
+  return BuildCharTokenizerJson(spec);
+}
+
 }  // namespace deepsearch

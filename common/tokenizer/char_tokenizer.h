@@ -53,6 +53,10 @@ struct CharVocabSpec {
 // special, a repeated character, a character that is also a special, or invalid UTF-8.
 absl::StatusOr<std::string> BuildCharTokenizerJson(const CharVocabSpec& spec);
 
+// The tokenizer of the built-in task models: one token per character of "\n" and printable
+// ASCII, after the specials <pad> (0), <unk> (1), <bos> (2), <eos> (3). Its tokenizer.json.
+absl::StatusOr<std::string> DefaultTaskTokenizerJson();
+
 class CharTokenizer final : public Tokenizer {
  public:
   // Builds the tokenizer from a parsed tokenizer.json whose model.type is "WordLevel".

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/model/checkpoint_files.h"
+#include "common/tokenizer/char_tokenizer.h"
 
 namespace deepsearch {
 namespace {
