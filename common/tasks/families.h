@@ -12,9 +12,16 @@ namespace deepsearch {
 // Each factory reads its knobs from the options (TaskOptions::Int etc.) and returns the
 // family, or an error naming the bad knob.
 absl::StatusOr<std::unique_ptr<TaskFamily>> MakeMathTask(TaskOptions& options);
+absl::StatusOr<std::unique_ptr<TaskFamily>> MakeAdditionTask(TaskOptions& options);
+absl::StatusOr<std::unique_ptr<TaskFamily>> MakeCountdownTask(TaskOptions& options);
+absl::StatusOr<std::unique_ptr<TaskFamily>> MakeModularTask(TaskOptions& options);
+absl::StatusOr<std::unique_ptr<TaskFamily>> MakePathTask(TaskOptions& options);
+absl::StatusOr<std::unique_ptr<TaskFamily>> MakeWordTask(TaskOptions& options);
 
 inline std::vector<std::pair<std::string, TaskFactory>> BuiltinTaskFamilies() {
-  return {{"math", MakeMathTask}};
+  return {{"math", MakeMathTask},           {"addition", MakeAdditionTask},
+          {"countdown", MakeCountdownTask}, {"modular", MakeModularTask},
+          {"path", MakePathTask},           {"word", MakeWordTask}};
 }
 
 }  // namespace deepsearch
