@@ -26,6 +26,8 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libxxhash-dev libyaml-cpp-dev nlohmann-json3-dev
   # Text: PCRE2 for the Qwen2 pre-tokenizer regex, utf8proc for NFC normalisation.
   libpcre2-dev libutf8proc-dev
+  # Compression of weight deltas.
+  libzstd-dev
 )
 
 check_only=0

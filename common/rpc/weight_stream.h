@@ -1,0 +1,67 @@
+// Weight sets on the wire: an EncodedWeights (common/weights/weight_set.h) as a stream of
+// deepsearch.v1.WeightChunk messages (a header, data chunks in order, a trailer), and the
+// receiving side that reassembles and checks one.
+//
+//   // sender (PublishWeights client, SubscribeWeights/GetWeights server)
+//   if (!WriteWeightChunks(encoded, 1 << 20, [&](const v1::WeightChunk& c) { return
+//   writer->Write(c); })) ...
+//   // receiver
+//   WeightChunkAssembler assembler(max_bytes);
+//   while (reader->Read(&chunk)) {
+//     DS_RETURN_IF_ERROR(assembler.Add(chunk));
+//     if (assembler.complete()) { DS_ASSIGN_OR_RETURN(EncodedWeights w, assembler.Take()); ... }
+//   }
+//
+// The assembler refuses, with a message naming the fault: data or a trailer before a header,
+// a second header before the trailer, a data chunk whose offset is not the next byte, more
+// data than the header's encoded_bytes or than max_bytes, an unknown dtype or encoding in
+// the header, a trailer before all data arrived, and a trailer checksum that does not match
+// the bytes received. After an error it must be Reset() before reuse. A receiver therefore
+// never sees a half-received version.
+//
+// Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "deepsearch/v1/cache_service.pb.h"
+
+#include "common/weights/weight_set.h"
+
+namespace deepsearch::rpc {
+
+// The header chunk of `weights` (everything but the data).
+deepsearch::v1::WeightChunk WeightHeaderChunk(const EncodedWeights& weights);
+
+// Writes header, data chunks of at most chunk_bytes, and trailer through `write`; stops and
+// returns false as soon as `write` returns false (a broken stream).
+bool WriteWeightChunks(const EncodedWeights& weights, size_t chunk_bytes,
+                       const std::function<bool(const deepsearch::v1::WeightChunk&)>& write);
+
+class WeightChunkAssembler {
+ public:
+  // max_bytes: the largest encoded payload accepted.
+  explicit WeightChunkAssembler(uint64_t max_bytes);
+
+  absl::Status Add(const deepsearch::v1::WeightChunk& chunk);
+  // A header was received and is waiting for more chunks.
+  bool in_progress() const;
+  // The trailer arrived and matched: Take() returns the version.
+  bool complete() const;
+  // The assembled version; resets the assembler for the next one. Requires complete().
+  EncodedWeights Take();
+  void Reset();
+
+ private:
+  uint64_t max_bytes_;
+  bool have_header_ = false;
+  bool complete_ = false;
+  bool failed_ = false;
+  EncodedWeights current_;
+  uint64_t expected_bytes_ = 0;
+};
+
+}  // namespace deepsearch::rpc

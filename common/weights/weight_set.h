@@ -1,0 +1,99 @@
+// Weight sets: a model's tensors as bytes, tagged with a weight version, and their encodings
+// for the wire (ARCHITECTURE §5, cache_service.proto): the learner publishes versions, the
+// cache service stores and forwards them, actors install them into their engines.
+//
+//   WeightSet set;                                   // or ExportWeights(model, ...) (torch)
+//   set.version = 7;
+//   DS_RETURN_IF_ERROR(set.Add("model.norm.weight", Dtype::kBF16, {64}, bytes));
+//   EncodedWeights full = EncodeFull(set);
+//   DS_ASSIGN_OR_RETURN(EncodedWeights delta, EncodeDelta(set, previous));
+//   DS_ASSIGN_OR_RETURN(WeightSet again, DecodeWeights(std::move(delta), &previous));
+//
+// A set's payload is its tensors' bytes (little-endian, row-major) concatenated in manifest
+// order; each manifest entry records offset, size and the XXH3-64 checksum of its bytes.
+//
+// Encodings:
+//   kFull   the payload as is.
+//   kDelta  against a base version with the same layout (names, dtypes and shapes in the same
+//           order): per tensor, target XOR base, its bytes regrouped into planes by byte
+//           position within an element (all first bytes, then all second bytes, ...: the
+//           unchanged exponent bytes of a small update become long zero runs), the tensors'
+//           planes concatenated in manifest order and compressed as one zstd frame.
+// Decoding verifies the encoded checksum, the decoded size, and every tensor's checksum, so a
+// set that decodes is bit-exact.
+//
+// Torch-free. Thread-compatible (values; no shared state).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "common/model/safetensors.h"  // Dtype
+
+namespace deepsearch {
+
+struct WeightTensor {
+  std::string name;
+  Dtype dtype = Dtype::kF32;
+  std::vector<int64_t> shape;  // [] for a scalar
+  uint64_t offset = 0;         // in the payload
+  uint64_t size = 0;           // bytes: prod(shape) * DtypeSize(dtype)
+  uint64_t checksum = 0;       // XXH3-64 of the bytes
+
+  friend bool operator==(const WeightTensor&, const WeightTensor&) = default;
+};
+
+struct WeightSet {
+  int64_t version = 0;
+  // The model's config.json, so a receiver can check that the architecture matches.
+  std::string model_config_json;
+  std::vector<WeightTensor> tensors;
+  std::string payload;
+
+  // Appends a tensor, copying its bytes and filling offset, size and checksum. Errors: an
+  // empty or repeated name, a negative dimension, bytes that do not match the shape.
+  absl::Status Add(std::string name, Dtype dtype, std::vector<int64_t> shape,
+                   std::string_view bytes);
+  // The entry named `name`, or nullptr.
+  const WeightTensor* Find(std::string_view name) const;
+  // The bytes of one entry (a view into the payload).
+  std::string_view Bytes(const WeightTensor& tensor) const;
+  // Checks the manifest against the payload: unique non-empty names, sizes that match shapes
+  // and dtypes, offsets that tile the payload in order from 0, and (when verify_checksums)
+  // every checksum. The message names the first bad tensor.
+  absl::Status Validate(bool verify_checksums = true) const;
+  // Whether `other` has the same names, dtypes and shapes in the same order.
+  bool SameLayout(const WeightSet& other) const;
+};
+
+enum class WeightEncoding { kFull, kDelta };
+
+// A weight set as sent: the decoded set's manifest plus the encoded payload.
+struct EncodedWeights {
+  int64_t version = 0;
+  WeightEncoding encoding = WeightEncoding::kFull;
+  int64_t base_version = 0;  // kDelta: the version the delta applies to
+  std::string model_config_json;
+  std::vector<WeightTensor> tensors;  // the decoded set's manifest
+  uint64_t total_bytes = 0;           // the decoded payload's size
+  std::string data;                   // the encoded payload
+  uint64_t data_checksum = 0;         // XXH3-64 of `data`
+};
+
+// The full encoding. Moves the payload (no copy).
+EncodedWeights EncodeFull(WeightSet set);
+// The delta of `target` against `base` (see the file comment). InvalidArgument when the
+// layouts differ (the message names the first difference); zstd_level as zstd counts (1-19).
+absl::StatusOr<EncodedWeights> EncodeDelta(const WeightSet& target, const WeightSet& base,
+                                           int zstd_level = 3);
+// Reconstructs the set. `base` is required for kDelta and must be the set of base_version
+// with the manifest's layout. Errors (DataLoss for corrupted bytes, FailedPrecondition for a
+// missing or wrong base, InvalidArgument for a malformed manifest) name what did not match.
+absl::StatusOr<WeightSet> DecodeWeights(EncodedWeights encoded, const WeightSet* base);
+
+}  // namespace deepsearch
