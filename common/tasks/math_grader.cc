@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "common/core/logging.h"
+#include "common/tasks/math_equivalence.h"
 
 namespace deepsearch {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 // Decodes one code point at `i` (invalid bytes count as one code point each, as a lossy
 // decode would produce U+FFFD for them). Returns the code point and advances `i`.
 char32_t NextCodePoint(std::string_view s, size_t& i) {
+  if (static_cast<unsigned char>(s[i]) < 0x80) return static_cast<char32_t>(s[i++]);
   utf8proc_int32_t cp = 0;
   const utf8proc_ssize_t n =
       utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
@@ -37,6 +39,7 @@ char32_t NextCodePoint(std::string_view s, size_t& i) {
 
 // The last `n` code points of `s` (Python's s[-n:]): one pass to count, one to skip.
 std::string_view LastCodePoints(std::string_view s, size_t n) {
+  if (s.size() <= n) return s;  // no more code points than bytes
   size_t count = 0;
   for (size_t i = 0; i < s.size(); ++count) NextCodePoint(s, i);
   if (count <= n) return s;
@@ -260,7 +263,6 @@ std::string NormalizeFinalAnswer(std::string_view answer) {
 
 Verdict GradeMathResponse(std::string_view response, std::string_view ground_truth,
                           GradeMode mode) {
-  (void)mode;  // kStrict is the only mode so far
   const std::string_view window = LastCodePoints(response, 300);
   const std::optional<std::string> boxed = LastBoxedOnly(window);
   // remove_boxed: the text between "\boxed{" and the final "}".
@@ -269,8 +271,24 @@ Verdict GradeMathResponse(std::string_view response, std::string_view ground_tru
   std::string predicted = NormalizeFinalAnswer(extracted);
   std::string expected = NormalizeFinalAnswer(ground_truth);
   if (predicted == expected) return Verdict::Correct(std::move(predicted), std::move(expected));
-  std::string reason = boxed ? absl::StrCat("'", predicted, "' != '", expected, "'")
-                             : std::string("no \\boxed{} in the last 300 characters");
+  if (!boxed) {
+    return Verdict::Incorrect(std::move(predicted), std::move(expected),
+                              "no \\boxed{} in the last 300 characters");
+  }
+  std::string reason;
+  switch (mode) {
+    case GradeMode::kStrict:
+      reason = absl::StrCat("'", predicted, "' != '", expected, "'");
+      break;
+    case GradeMode::kEquivalent: {
+      AnswerComparison comparison = CompareAnswers(predicted, expected);
+      if (comparison.outcome == Equivalence::kEqual) {
+        return Verdict::Correct(std::move(predicted), std::move(expected));
+      }
+      reason = std::move(comparison.explanation);
+      break;
+    }
+  }
   return Verdict::Incorrect(std::move(predicted), std::move(expected), std::move(reason));
 }
 

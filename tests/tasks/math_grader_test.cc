@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/tasks/math_equivalence.h"
+
 namespace deepsearch {
 namespace {
 
@@ -38,6 +40,15 @@ TEST(MathGraderGoldenTest, AgreesWithTheReferenceOnEveryRecord) {
                         v.expected == record.at("gt") &&
                         v.reward == (expected_correct ? 1.0 : -1.0) &&
                         v.reason.empty() == expected_correct;
+    // The equivalent mode accepts everything the strict one does, with the same strings, and
+    // its comparison does not depend on the order of its arguments.
+    const Verdict equivalent = GradeMathResponse(response, answer, GradeMode::kEquivalent);
+    EXPECT_TRUE(!v.correct || equivalent.correct) << "line " << records;
+    EXPECT_EQ(equivalent.predicted, v.predicted) << "line " << records;
+    EXPECT_EQ(equivalent.expected, v.expected) << "line " << records;
+    EXPECT_EQ(CompareAnswers(v.predicted, v.expected).outcome,
+              CompareAnswers(v.expected, v.predicted).outcome)
+        << "line " << records;
     if (!agrees) {
       ++disagreements;
       ADD_FAILURE() << "line " << records << " (" << record.at("case").get<std::string>()
