@@ -16,5 +16,7 @@ void AddConfigCommand(CLI::App& app, int& exit_code);
 // `model init` and `generate`.
 void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommand(CLI::App& app, int& exit_code);
+// `grade`: JSON Lines of responses and ground truths through the math grader.
+void AddGradeCommand(CLI::App& app, int& exit_code);
 
 }  // namespace deepsearch::cli

@@ -28,6 +28,7 @@ int Main(int argc, char** argv) {
   cli::AddConfigCommand(app, exit_code);
   cli::AddTokenizeCommand(app, exit_code);
   cli::AddModelCommand(app, exit_code);
+  cli::AddGradeCommand(app, exit_code);
 
   try {
     app.parse(argc, argv);
