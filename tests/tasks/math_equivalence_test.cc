@@ -2,7 +2,9 @@
 // refuse (math_equivalence.h).
 #include "common/tasks/math_equivalence.h"
 
+#include <iterator>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -199,6 +201,125 @@ TEST(MathEquivalenceTest, CompareAnswersOutcomes) {
   EXPECT_THAT(
       CompareAnswers("\\frac{" + max + "}{0." + std::string(35, '0') + "1}", "1").explanation,
       HasSubstr("number too large"));
+}
+
+// Random strings from the parser's alphabet, random numbers in several notations and random
+// intervals (fixed seed): the comparison is reflexive and symmetric, and numbers compare by
+// their exact value.
+TEST(MathEquivalenceTest, ReflexiveAndSymmetricOnRandomStrings) {
+  static constexpr const char* kTokens[] = {"1",
+                                            "2",
+                                            "0",
+                                            "5",
+                                            "9",
+                                            ".",
+                                            ",",
+                                            "-",
+                                            "+",
+                                            "/",
+                                            "%",
+                                            "\\%",
+                                            "(",
+                                            ")",
+                                            "[",
+                                            "]",
+                                            "{",
+                                            "}",
+                                            "\\{",
+                                            "\\}",
+                                            "\\,",
+                                            "\\frac{",
+                                            "\\dfrac{",
+                                            "\\infty",
+                                            "\\left",
+                                            "\\right",
+                                            "\\left(",
+                                            "\\right)",
+                                            "\\mathrm{",
+                                            "\\text{",
+                                            "x",
+                                            "^\\circ",
+                                            "\xC2\xB0",
+                                            "\\displaystyle",
+                                            "\xE2\x88\x92",
+                                            "\xE2\x80\x89",
+                                            " ",
+                                            "\\"};
+  std::mt19937 rng(20251125);
+  auto random_answer = [&rng] {
+    std::string s;
+    const int n = static_cast<int>(rng() % 12);
+    for (int i = 0; i < n; ++i) s += kTokens[rng() % std::size(kTokens)];
+    return s;
+  };
+  // p/q for small p and q in one of several notations.
+  struct Number {
+    std::string text;
+    int p = 0, q = 1;
+  };
+  auto random_number = [&rng] {
+    const int p = static_cast<int>(rng() % 9) - 4, q = static_cast<int>(rng() % 4) + 1;
+    const std::string ps = std::to_string(p), qs = std::to_string(q);
+    switch (rng() % 4) {
+      case 0:
+        return Number{ps + "/" + qs, p, q};
+      case 1:
+        return Number{"\\frac{" + ps + "}{" + qs + "}", p, q};
+      case 2:
+        return Number{"(" + ps + ")/" + qs, p, q};
+      default: {  // a decimal when q divides 100
+        if (q == 3) return Number{"\\dfrac{" + ps + "}{3}", p, q};
+        const int hundredths = p * (100 / q);
+        const int magnitude = hundredths < 0 ? -hundredths : hundredths;
+        return Number{(hundredths < 0 ? "-" : "") + std::to_string(magnitude / 100) + "." +
+                          std::to_string(magnitude % 100 / 10) + std::to_string(magnitude % 10),
+                      p, q};
+      }
+    }
+  };
+  auto random_tuple = [&] {
+    return std::string(rng() % 2 ? "(" : "[") + random_number().text + "," + random_number().text +
+           (rng() % 2 ? ")" : "]");
+  };
+  int equal = 0, not_equal = 0, unknown = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string a, b;
+    switch (i % 4) {
+      case 0:
+        a = random_answer();
+        b = a + ".";
+        break;
+      case 1:
+        a = random_answer();
+        b = random_answer();
+        break;
+      case 2: {
+        const Number x = random_number(), y = random_number();
+        a = x.text;
+        b = y.text;
+        // Numbers are compared by value, exactly.
+        ASSERT_EQ(CompareAnswers(a, b).outcome,
+                  x.p * y.q == y.p * x.q ? Equivalence::kEqual : Equivalence::kNotEqual)
+            << a << " vs " << b;
+        break;
+      }
+      default:
+        a = random_tuple();
+        b = random_tuple();
+        break;
+    }
+    ASSERT_EQ(CompareAnswers(a, a).outcome, Equivalence::kEqual) << a;
+    const AnswerComparison ab = CompareAnswers(a, b), ba = CompareAnswers(b, a);
+    ASSERT_EQ(ab.outcome, ba.outcome) << "'" << a << "' vs '" << b << "'";
+    ASSERT_EQ(ab.explanation.empty(), ab.outcome == Equivalence::kEqual) << a << " vs " << b;
+    equal += ab.outcome == Equivalence::kEqual;
+    not_equal += ab.outcome == Equivalence::kNotEqual;
+    unknown += ab.outcome == Equivalence::kUnknown;
+  }
+  // Every outcome occurs, so the properties are not checked on one kind of answer only.
+  EXPECT_GT(equal, 100);
+  EXPECT_GT(not_equal, 100);
+  EXPECT_GT(unknown, 100);
 }
 
 TEST(MathEquivalenceTest, TaskSpecChoosesTheMode) {
