@@ -92,12 +92,16 @@ bool IsPythonSpace(char32_t c) {
          c == 0x205f || c == 0x3000;
 }
 
-bool IsDigitString(std::string_view s) {
-  if (s.empty()) return false;
+// Python's s.replace(",", "").isdigit(): at least one digit, and nothing but digits and commas.
+bool IsDigitStringWithoutCommas(std::string_view s) {
+  bool any_digit = false;
   for (size_t i = 0; i < s.size();) {
-    if (!IsPythonDigit(NextCodePoint(s, i))) return false;
+    const char32_t c = NextCodePoint(s, i);
+    if (c == ',') continue;
+    if (!IsPythonDigit(c)) return false;
+    any_digit = true;
   }
-  return true;
+  return any_digit;
 }
 
 std::string PythonStrip(std::string_view s) {
@@ -221,14 +225,14 @@ std::string NormalizeFinalAnswer(std::string_view answer) {
   const size_t eq = answer.rfind('=');
   std::string s = ValidUtf8(eq == std::string_view::npos ? answer : answer.substr(eq + 1));
 
-  static constexpr std::pair<const char*, const char*> kSubstitutions[] = {
+  static constexpr std::pair<std::string_view, std::string_view> kSubstitutions[] = {
       {"an ", ""},          {"a ", ""},
       {".$", "$"},          {"\\$", ""},
       {"\\ ", ""},          {" ", ""},
       {"mbox", "text"},     {",\\text{and}", ","},
       {"\\text{and}", ","}, {"\\text{m}", "\\text{}"},
   };
-  static constexpr const char* kRemoved[] = {
+  static constexpr std::string_view kRemoved[] = {
       "square",     "ways",       "integers",  "dollars",      "mph",
       "inches",     "hours",      "km",        "units",        "\\ldots",
       "sue",        "points",     "feet",      "minutes",      "digits",
@@ -240,7 +244,7 @@ std::string NormalizeFinalAnswer(std::string_view answer) {
       "\\dots",
   };
   for (const auto& [before, after] : kSubstitutions) ReplaceAll(s, before, after);
-  for (const char* expr : kRemoved) ReplaceAll(s, expr, "");
+  for (std::string_view expr : kRemoved) ReplaceAll(s, expr, "");
 
   // The reference's regular expressions, in order; replacement groups in PCRE2 syntax.
   static const Substitution* const kRegexes[] = {
@@ -255,9 +259,7 @@ std::string NormalizeFinalAnswer(std::string_view answer) {
   for (const Substitution* regex : kRegexes) s = regex->Apply(std::move(s));
   ReplaceAll(s, "$", "");
 
-  std::string no_commas = s;
-  ReplaceAll(no_commas, ",", "");
-  if (IsDigitString(no_commas)) s = std::move(no_commas);
+  if (IsDigitStringWithoutCommas(s)) ReplaceAll(s, ",", "");
   return PythonStrip(s);
 }
 
