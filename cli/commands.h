@@ -18,5 +18,7 @@ void AddModelCommand(CLI::App& app, int& exit_code);
 void AddTokenizeCommand(CLI::App& app, int& exit_code);
 // `data gen` and `data check`.
 void AddDataCommand(CLI::App& app, int& exit_code);
+// `grade`: JSON Lines of responses and ground truths through the math grader.
+void AddGradeCommand(CLI::App& app, int& exit_code);
 
 }  // namespace deepsearch::cli

@@ -29,6 +29,7 @@ int Main(int argc, char** argv) {
   cli::AddTokenizeCommand(app, exit_code);
   cli::AddModelCommand(app, exit_code);
   cli::AddDataCommand(app, exit_code);
+  cli::AddGradeCommand(app, exit_code);
 
   try {
     app.parse(argc, argv);
