@@ -19,6 +19,8 @@ target_link_libraries(deepsearch_xxhash INTERFACE ${XXHASH_LIBRARY})
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+# zstd (weight deltas): pkg-config only as well.
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 
 # LibTorch: Debian's 1.13 (CPU) or the one inside a pip torch 2.x wheel
 # (-DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')).

@@ -15,6 +15,7 @@
 #include "common/core/status.h"
 #include "common/model/checkpoint_files.h"
 #include "common/model/safetensors.h"
+#include "common/model/weight_export.h"
 #include "common/tokenizer/char_tokenizer.h"
 
 namespace deepsearch {
@@ -54,28 +55,6 @@ absl::Status SyncDirectory(const fs::path& dir) {
   ::fsync(::fileno(f));
   std::fclose(f);
   return absl::OkStatus();
-}
-
-absl::StatusOr<at::ScalarType> TorchDtype(Dtype dtype, std::string_view tensor) {
-  switch (dtype) {
-    case Dtype::kF32:
-      return at::kFloat;
-    case Dtype::kBF16:
-      return at::kBFloat16;
-    case Dtype::kF16:
-      return at::kHalf;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", std::string(tensor), ": dtype ",
-                                                     std::string(DtypeName(dtype)),
-                                                     " is not a floating-point weight type"));
-  }
-}
-
-absl::StatusOr<Dtype> SafetensorsDtype(const std::string& config_dtype) {
-  if (config_dtype == "float32") return Dtype::kF32;
-  if (config_dtype == "bfloat16") return Dtype::kBF16;
-  if (config_dtype == "float16") return Dtype::kF16;
-  return absl::InvalidArgumentError(absl::StrCat("cannot store weights as ", config_dtype));
 }
 
 }  // namespace
@@ -214,7 +193,7 @@ absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
         absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
 
   const Qwen2Config& config = model.config();
-  DS_ASSIGN_OR_RETURN(const Dtype dtype, SafetensorsDtype(config.dtype));
+  DS_ASSIGN_OR_RETURN(const Dtype dtype, WeightDtype(config.dtype));
   DS_ASSIGN_OR_RETURN(const at::ScalarType torch_dtype, TorchDtype(dtype, "weights"));
   std::vector<at::Tensor> keep_alive;  // the CPU copies whose bytes the writer reads
   std::vector<TensorToWrite> tensors;

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -28,8 +30,16 @@ absl::StatusOr<WeightSet> ExportWeights(const Qwen2Model& model, int64_t version
 absl::StatusOr<std::unique_ptr<Qwen2Model>> ImportWeights(const WeightSet& set,
                                                           const ModelOptions& options);
 
-// Whether `set` fits `config` (the same architecture: every field that shapes a tensor);
-// the error names the first field that differs.
+// The torch dtype of a floating-point weight dtype (kF32, kBF16, kF16); InvalidArgument naming
+// `tensor` for any other.
+absl::StatusOr<at::ScalarType> TorchDtype(Dtype dtype, std::string_view tensor);
+// The weight dtype named by a config.json dtype ("float32", "bfloat16", "float16"), and back.
+absl::StatusOr<Dtype> WeightDtype(std::string_view config_dtype);
+absl::StatusOr<std::string> ConfigDtypeName(Dtype dtype);
+
+// Whether `set` fits `config` (the same architecture: every field that shapes a tensor):
+// FailedPrecondition naming the first field that differs, InvalidArgument for a set whose
+// config does not parse.
 absl::Status CheckSameArchitecture(const WeightSet& set, const Qwen2Config& config);
 
 }  // namespace deepsearch

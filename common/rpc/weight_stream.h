@@ -24,20 +24,30 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "deepsearch/v1/cache_service.pb.h"
 
+#include "common/core/hash.h"
 #include "common/weights/weight_set.h"
 
 namespace deepsearch::rpc {
 
-// The header chunk of `weights` (everything but the data).
+// The wire dtype of a tensor dtype: F32, BF16 and F16 only; InvalidArgument naming the dtype
+// for any other.
+absl::StatusOr<deepsearch::v1::TensorDtype> ToWireDtype(Dtype dtype);
+// The inverse; InvalidArgument naming the value for TENSOR_DTYPE_UNSPECIFIED or an unknown one.
+absl::StatusOr<Dtype> FromWireDtype(deepsearch::v1::TensorDtype dtype);
+
+// The header chunk of `weights` (everything but the data). A tensor of a dtype the wire lacks
+// goes out as TENSOR_DTYPE_UNSPECIFIED, which every assembler refuses naming the tensor.
 deepsearch::v1::WeightChunk WeightHeaderChunk(const EncodedWeights& weights);
 
-// Writes header, data chunks of at most chunk_bytes, and trailer through `write`; stops and
-// returns false as soon as `write` returns false (a broken stream).
+// Writes header, data chunks of at most chunk_bytes (> 0), and trailer (weights.data_checksum)
+// through `write`; stops and returns false as soon as `write` returns false (a broken
+// stream). Blocks as long as `write` does.
 bool WriteWeightChunks(const EncodedWeights& weights, size_t chunk_bytes,
                        const std::function<bool(const deepsearch::v1::WeightChunk&)>& write);
 
@@ -62,6 +72,7 @@ class WeightChunkAssembler {
   bool failed_ = false;
   EncodedWeights current_;
   uint64_t expected_bytes_ = 0;
+  std::unique_ptr<StreamingHash64> hash_;  // of the data received so far
 };
 
 }  // namespace deepsearch::rpc

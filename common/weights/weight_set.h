@@ -22,6 +22,11 @@
 // Decoding verifies the encoded checksum, the decoded size, and every tensor's checksum, so a
 // set that decodes is bit-exact.
 //
+// Cost: EncodeFull and a full DecodeWeights move the payload and hash it (no copy). The delta
+// codec streams through zstd one tensor at a time (a tensor over 16 MiB one plane piece at a
+// time), so beside its input and output it holds at most 16 MiB; its speed is zstd's
+// (docs/BENCHMARKS.md, "Weight sets").
+//
 // Torch-free. Thread-compatible (values; no shared state).
 #pragma once
 
