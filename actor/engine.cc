@@ -77,6 +77,7 @@ InferenceEngine::InferenceEngine(std::unique_ptr<Qwen2Model> model, int64_t weig
                                  EngineOptions options)
     : options_(std::move(options)),
       config_(model->config()),
+      model_options_(model->options()),
       vocab_limit_(options_.vocab_limit > 0 && options_.vocab_limit <= model->config().vocab_size
                        ? options_.vocab_limit
                        : model->config().vocab_size) {
@@ -190,9 +191,15 @@ int64_t InferenceEngine::weight_version() const {
 
 absl::Status InferenceEngine::SwapWeights(std::unique_ptr<Qwen2Model> model, int64_t version) {
   if (model == nullptr) return absl::InvalidArgumentError("SwapWeights: no model");
-  if (model->config().ToJson() != config_.ToJson()) {
-    return absl::InvalidArgumentError(
-        "SwapWeights: the new model's architecture differs from the engine's");
+  if (absl::Status same = config_.CheckSameArchitecture(model->config()); !same.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("SwapWeights: ", same.message()));
+  }
+  if (model->options().dtype != model_options_.dtype ||
+      model->options().device != model_options_.device) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SwapWeights: the new model is ", std::string(c10::toString(model->options().dtype)),
+        " on ", model->options().device.str(), ", the engine runs ",
+        std::string(c10::toString(model_options_.dtype)), " on ", model_options_.device.str()));
   }
   absl::MutexLock lock(&mu_);
   if (version <= newest_version_) {

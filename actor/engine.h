@@ -104,7 +104,8 @@ class InferenceEngine final : public Policy {
   int64_t weight_version() const override;
 
   // Installs `model` as weight version `version`, which must be newer than every version
-  // installed so far and have the same architecture. Takes effect at the next iteration.
+  // installed so far and have the same architecture, dtype and device. Takes effect at the
+  // next iteration.
   absl::Status SwapWeights(std::unique_ptr<Qwen2Model> model, int64_t version);
 
   EngineStats stats() const;
@@ -137,6 +138,7 @@ class InferenceEngine final : public Policy {
 
   const EngineOptions options_;
   const Qwen2Config config_;
+  const ModelOptions model_options_;  // every installed model's dtype and device
   const int64_t vocab_limit_;
 
   // Shared with submitting threads.

@@ -223,6 +223,7 @@ ScoredTrajectory MctsTree::Score(int32_t leaf) const {
   t.final_score = node(leaf).value + penalty;
   if (node(leaf).verdict) t.verdict = *node(leaf).verdict;
   t.incomplete = node(leaf).incomplete;
+  t.reward = node(leaf).reward;
   return t;
 }
 

@@ -86,6 +86,7 @@ struct ScoredTrajectory {
   std::vector<std::pair<int64_t, int32_t>> versions;
   Verdict verdict;
   bool incomplete = false;
+  double reward = 0.0;       // the leaf's reward: +1, -1, or incomplete_score
   double final_score = 0.0;  // the last token's score: leaf value + overlong penalty
   // Filled by the runner: the decoded response, and whether it is a cached solution.
   std::string response_text;

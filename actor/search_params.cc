@@ -66,4 +66,19 @@ absl::Status SearchParams::Validate() const {
   return absl::OkStatus();
 }
 
+void SamplingConfig::Bind(ConfigBinder& b) {
+  b.Field("temperature", temperature, "Softmax temperature of every sample").Positive();
+  b.Field("top_p", top_p, "Nucleus sampling mass (1: off)").Range(0.0f, 1.0f).Positive();
+  b.Field("top_k", top_k, "Keep the k most likely tokens (0: off)").Min(0);
+}
+
+SamplingParams SamplingConfig::ToParams(uint64_t seed) const {
+  SamplingParams p;
+  p.temperature = temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.seed = seed;
+  return p;
+}
+
 }  // namespace deepsearch

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 
 #include "common/core/config.h"
+#include "common/model/sampler.h"
 
 namespace deepsearch {
 
@@ -62,6 +63,18 @@ struct SearchParams {
   void Bind(ConfigBinder& b);
   // Cross-field checks (e.g. the overlong buffer within the maximum length).
   absl::Status Validate() const;
+};
+
+// The sampling settings of rollouts and expansions (the paper: T = 1.0, top_p = 1.0, no
+// top-k), as they appear in config files.
+struct SamplingConfig {
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+
+  void Bind(ConfigBinder& b);
+  // These settings with `seed`; max_new_tokens is the search mode's to set.
+  SamplingParams ToParams(uint64_t seed) const;
 };
 
 }  // namespace deepsearch

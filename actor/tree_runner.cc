@@ -330,6 +330,7 @@ ScoredTrajectory TreeRunner::ScoreRollout(Tree& tree, std::vector<int32_t> token
   double reward = t.verdict.correct ? 1.0 : -1.0;
   t.incomplete = !t.verdict.correct && !ended && !LastBoxedOnly(t.response_text).has_value();
   if (t.incomplete) reward = p.incomplete_score;
+  t.reward = reward;
   const int32_t length = static_cast<int32_t>(tokens.size());
   t.final_score = reward + OverlongPenalty(p, length);
   t.token_scores.assign(tokens.size(), static_cast<float>(t.final_score));

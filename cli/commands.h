@@ -20,5 +20,11 @@ void AddTokenizeCommand(CLI::App& app, int& exit_code);
 void AddDataCommand(CLI::App& app, int& exit_code);
 // `grade`: JSON Lines of responses and ground truths through the math grader.
 void AddGradeCommand(CLI::App& app, int& exit_code);
+// `solve`: inference-time search over a problem file.
+void AddSolveCommand(CLI::App& app, int& exit_code);
+#ifdef DEEPSEARCH_WITH_GRPC
+// `actor`: the search actor process.
+void AddActorCommand(CLI::App& app, int& exit_code);
+#endif
 
 }  // namespace deepsearch::cli

@@ -30,6 +30,10 @@ int Main(int argc, char** argv) {
   cli::AddModelCommand(app, exit_code);
   cli::AddDataCommand(app, exit_code);
   cli::AddGradeCommand(app, exit_code);
+  cli::AddSolveCommand(app, exit_code);
+#ifdef DEEPSEARCH_WITH_GRPC
+  cli::AddActorCommand(app, exit_code);
+#endif
 
   try {
     app.parse(argc, argv);

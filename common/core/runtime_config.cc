@@ -55,6 +55,9 @@ void RpcConfig::Bind(ConfigBinder& b) {
   b.Field("keepalive_time", keepalive_time, "Interval between HTTP/2 keepalive pings").Positive();
   b.Field("keepalive_timeout", keepalive_timeout, "How long to wait for a ping's answer")
       .Positive();
+  b.Field("reconnect_backoff_max", reconnect_backoff_max,
+          "Clients: longest wait between attempts to reach a peer that is down")
+      .Positive();
   b.Section("tls", tls, "Transport security");
   b.Section("auth", auth, "Bearer-token authentication");
 }

@@ -62,6 +62,9 @@ struct RpcConfig {
   // HTTP/2 keepalive pings, so dead peers are noticed through NATs and load balancers.
   absl::Duration keepalive_time = absl::Seconds(30);
   absl::Duration keepalive_timeout = absl::Seconds(10);
+  // Clients: gRPC's own reconnection backoff (from 100 ms, doubling); its default ceiling of
+  // two minutes would leave an actor idle long after a restarted learner is back.
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
   TlsConfig tls;
   AuthConfig auth;
 

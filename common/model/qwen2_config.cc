@@ -203,6 +203,28 @@ absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::st
   return c;
 }
 
+absl::Status Qwen2Config::CheckSameArchitecture(const Qwen2Config& other) const {
+  auto differs = [](std::string_view field, const auto& a, const auto& b) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("different architecture: ", std::string(field), " ", a, " vs ", b));
+  };
+#define DS_SAME_FIELD(f) \
+  if (f != other.f) return differs(#f, f, other.f)
+  DS_SAME_FIELD(vocab_size);
+  DS_SAME_FIELD(hidden_size);
+  DS_SAME_FIELD(intermediate_size);
+  DS_SAME_FIELD(num_hidden_layers);
+  DS_SAME_FIELD(num_attention_heads);
+  DS_SAME_FIELD(num_key_value_heads);
+  DS_SAME_FIELD(head_dim);
+  DS_SAME_FIELD(rms_norm_eps);
+  DS_SAME_FIELD(rope_theta);
+  DS_SAME_FIELD(max_position_embeddings);
+  DS_SAME_FIELD(tie_word_embeddings);
+#undef DS_SAME_FIELD
+  return absl::OkStatus();
+}
+
 absl::Status Qwen2Config::Validate() const {
   auto error = [](std::string message) { return absl::InvalidArgumentError(std::move(message)); };
   if (vocab_size <= 0 || hidden_size <= 0 || intermediate_size <= 0 || num_hidden_layers <= 0 ||

@@ -47,6 +47,10 @@ struct Qwen2Config {
   std::string ToJson() const;
   // Checks internal consistency (positive sizes, heads divisible by KV heads, even head_dim).
   absl::Status Validate() const;
+  // OK when `other` computes the same function shapes: every field that shapes a tensor or the
+  // forward pass (sizes, heads, norm epsilon, RoPE base, tying) is equal. The storage dtype,
+  // token ids and initializer do not count. The error names the first field that differs.
+  absl::Status CheckSameArchitecture(const Qwen2Config& other) const;
 
   // Built-in presets for models trained from scratch here. `vocab_size` comes from the
   // tokenizer. "tiny": 2 layers, d=128, ~0.4M parameters; "small": 4 layers, d=384, ~6M.

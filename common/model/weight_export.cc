@@ -106,27 +106,7 @@ absl::Status CheckSameArchitecture(const WeightSet& set, const Qwen2Config& conf
   const std::string what = absl::StrCat("weight set version ", set.version);
   DS_ASSIGN_OR_RETURN(const Qwen2Config theirs,
                       Qwen2Config::FromJson(set.model_config_json, what + " config"));
-  const std::pair<const char*, std::pair<int64_t, int64_t>> sizes[] = {
-      {"vocab_size", {theirs.vocab_size, config.vocab_size}},
-      {"hidden_size", {theirs.hidden_size, config.hidden_size}},
-      {"intermediate_size", {theirs.intermediate_size, config.intermediate_size}},
-      {"num_hidden_layers", {theirs.num_hidden_layers, config.num_hidden_layers}},
-      {"num_attention_heads", {theirs.num_attention_heads, config.num_attention_heads}},
-      {"num_key_value_heads", {theirs.num_key_value_heads, config.num_key_value_heads}},
-      {"head_dim", {theirs.head_dim, config.head_dim}},
-  };
-  for (const auto& [field, values] : sizes) {
-    if (values.first != values.second) {
-      return absl::FailedPreconditionError(absl::StrCat(what, ": ", field, " is ", values.first,
-                                                        ", the model's is ", values.second));
-    }
-  }
-  if (theirs.tie_word_embeddings != config.tie_word_embeddings) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, ": tie_word_embeddings is ", theirs.tie_word_embeddings ? "true" : "false",
-        ", the model's is ", config.tie_word_embeddings ? "true" : "false"));
-  }
-  return absl::OkStatus();
+  return Annotate(theirs.CheckSameArchitecture(config), absl::StrCat(what, " vs the model"));
 }
 
 }  // namespace deepsearch

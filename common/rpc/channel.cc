@@ -1,5 +1,6 @@
 #include "common/rpc/channel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -57,6 +58,11 @@ absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& target, const Rp
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
               ClampToInt(absl::ToInt64Milliseconds(config.keepalive_timeout)));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  const int max_backoff_ms =
+      std::max(100, ClampToInt(absl::ToInt64Milliseconds(config.reconnect_backoff_max)));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   auto channel = grpc::CreateCustomChannel(target, credentials, args);
   return RpcClient(target, std::move(channel), std::move(token));
 }

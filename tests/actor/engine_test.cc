@@ -231,7 +231,12 @@ TEST(EngineTest, KvIsNeverReusedAcrossWeightVersions) {
   Qwen2Config other = Config();
   other.num_hidden_layers = 3;
   EXPECT_THAT(std::string(engine->SwapWeights(*Qwen2Model::Create(other, {}), 3).message()),
-              HasSubstr("architecture differs"));
+              HasSubstr("different architecture: num_hidden_layers 2 vs 3"));
+  // So must the dtype the engine computes in.
+  EXPECT_THAT(
+      std::string(engine->SwapWeights(*Qwen2Model::Create(Config(), {.dtype = at::kBFloat16}), 3)
+                      .message()),
+      HasSubstr("the new model is BFloat16 on cpu, the engine runs Float on cpu"));
 }
 
 ExpansionResult RunAcrossSwap(SwapPolicy policy) {

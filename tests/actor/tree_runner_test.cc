@@ -13,6 +13,7 @@
 
 #include "actor/mock_policy.h"
 #include "common/tokenizer/char_tokenizer.h"
+#include "tests/actor/test_policies.h"
 
 namespace deepsearch {
 namespace {
@@ -357,52 +358,6 @@ TEST(SummarizeSolveTest, VerifiedMajorityAndPassAtK) {
   EXPECT_TRUE(s.pass_at_k.empty());
   s = SummarizeSolve(open, {traj("[INVALID]", false)});
   EXPECT_EQ(s.selection, "none");
-}
-
-// A policy that holds requests until the test answers them.
-class HoldingPolicy final : public Policy {
- public:
-  void Submit(ExpansionRequest request, ExpansionCallback done) override {
-    absl::MutexLock lock(&mu_);
-    pending_.push_back({std::move(request), std::move(done)});
-  }
-  void ReleaseHandle(int64_t handle) override {
-    absl::MutexLock lock(&mu_);
-    released_.push_back(handle);
-  }
-  int64_t weight_version() const override { return 1; }
-  size_t pending() const {
-    absl::MutexLock lock(&mu_);
-    return pending_.size();
-  }
-  // Answers the oldest request with `samples` (each given a fresh handle).
-  void Answer(std::vector<PolicySample> samples, absl::Status status = absl::OkStatus()) {
-    std::pair<ExpansionRequest, ExpansionCallback> p;
-    {
-      absl::MutexLock lock(&mu_);
-      p = std::move(pending_.front());
-      pending_.erase(pending_.begin());
-      for (PolicySample& s : samples) s.handle = next_handle_++;
-    }
-    ExpansionResult r;
-    r.status = std::move(status);
-    r.samples = std::move(samples);
-    p.second(std::move(r));
-  }
-  std::vector<int64_t> released() const {
-    absl::MutexLock lock(&mu_);
-    return released_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<std::pair<ExpansionRequest, ExpansionCallback>> pending_;
-  std::vector<int64_t> released_;
-  int64_t next_handle_ = 100;
-};
-
-void WaitFor(const std::function<bool()>& ready) {
-  for (int i = 0; i < 5000 && !ready(); ++i) absl::SleepFor(absl::Milliseconds(1));
 }
 
 TEST_F(TreeRunnerTest, CancelledTreeReturnsItsHandles) {

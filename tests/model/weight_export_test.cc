@@ -156,23 +156,26 @@ TEST(WeightExportTest, CheckSameArchitectureNamesTheField) {
   const WeightSet set = Export(*model, 5, Dtype::kF32);
   EXPECT_TRUE(CheckSameArchitecture(set, TinyConfig(true)).ok());
   Qwen2Config other = TinyConfig(true);
-  other.rope_theta = 5.0;  // shapes no tensor
-  other.dtype = "bfloat16";
+  other.dtype = "bfloat16";  // the storage dtype does not count
+  other.initializer_range = 0.5;
   EXPECT_TRUE(CheckSameArchitecture(set, other).ok());
+  other.rope_theta = 5.0;  // shapes no tensor, but changes the function
+  EXPECT_THAT(CheckSameArchitecture(set, other).message(), HasSubstr("rope_theta"));
 
   other = TinyConfig(true);
   other.hidden_size = 64;
   absl::Status s = CheckSameArchitecture(set, other);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(),
-              HasSubstr("weight set version 5: hidden_size is 128, the model's is 64"));
+  EXPECT_THAT(
+      s.message(),
+      HasSubstr(
+          "weight set version 5 vs the model: different architecture: hidden_size 128 vs 64"));
 
   other = TinyConfig(true);
   other.num_key_value_heads = 3;
-  EXPECT_THAT(CheckSameArchitecture(set, other).message(),
-              HasSubstr("num_key_value_heads is 2, the model's is 3"));
+  EXPECT_THAT(CheckSameArchitecture(set, other).message(), HasSubstr("num_key_value_heads 2 vs 3"));
   EXPECT_THAT(CheckSameArchitecture(set, TinyConfig(false)).message(),
-              HasSubstr("tie_word_embeddings is true, the model's is false"));
+              HasSubstr("tie_word_embeddings 1 vs 0"));
 
   WeightSet broken = set;
   broken.model_config_json = "{";
