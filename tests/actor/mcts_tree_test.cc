@@ -376,6 +376,19 @@ TEST(MctsTreeTest, OverlongPenalty) {
   EXPECT_EQ(OverlongPenalty(q, 11), -2.0);
 }
 
+TEST(MctsTreeTest, SoftClipTemperatureAndMaximum) {
+  SearchParams p;
+  p.q_soft_clip_temperature = 2.0;
+  p.q_max = 0.5;
+  MctsTree t{p};
+  const int32_t a = t.AddChildren(MctsTree::kRoot, {Chunk(2)})[0];
+  const int32_t leaf = t.AddChildren(a, {Chunk(2, -1, true)})[0];
+  t.Backup(leaf, 1.0);  // a: 2/3, leaf 1
+  const ScoredTrajectory s = t.Score(leaf);
+  EXPECT_NEAR(s.token_scores[0], std::tanh((2.0 / 3) / 2.0) * 0.5, 1e-6);
+  EXPECT_NEAR(s.token_scores[2], 1.0, 1e-6);  // the leaf keeps its raw value
+}
+
 TEST(MctsTreeTest, TokenScoresCarryThePenaltyOnEveryStepAndVersionsPerChunk) {
   SearchParams p;
   p.max_response_tokens = 8;

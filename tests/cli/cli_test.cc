@@ -11,9 +11,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
 #include "cli/deepsearch_config.h"
+#include "tests/cli/cli_runner.h"
 
 namespace deepsearch {
 namespace {
@@ -26,58 +26,17 @@ struct Result {
 };
 
 Result RunCli(const std::string& args) {
-  const std::string command = std::string(DEEPSEARCH_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  const testing::CliRun r = testing::RunDeepsearch(args);
+  return {r.exit_code, r.out + r.err};
 }
 
-std::string SourcePath(const std::string& relative) {
-  const char* root = std::getenv("DEEPSEARCH_SOURCE_DIR");
-  return std::string(root != nullptr ? root : ".") + "/" + relative;
-}
-
-struct SplitResult {
-  int exit_code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using SplitResult = testing::CliRun;
+using testing::ReadFile;
+using testing::SourcePath;
 
 // Runs the binary with `input` on stdin, keeping stdout and stderr apart.
 SplitResult RunCliWithInput(const std::string& args, const std::string& input) {
-  const std::string base = ::testing::TempDir() + "/cli_test_" + std::to_string(::getpid()) + "_";
-  const std::string in_path = base + "stdin";
-  const std::string err_path = base + "stderr";
-  {
-    std::ofstream in(in_path, std::ios::binary);
-    in << input;
-  }
-  const std::string command =
-      std::string(DEEPSEARCH_CLI_PATH) + " " + args + " < " + in_path + " 2> " + err_path;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string out;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  SplitResult result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, ReadFile(err_path)};
-  std::remove(in_path.c_str());
-  std::remove(err_path.c_str());
-  return result;
+  return testing::RunDeepsearch(args, input);
 }
 
 const char kQwenTokenizer[] = "tests/data/tokenizers/qwen3/tokenizer.json";

@@ -13,51 +13,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
+
+#include "tests/cli/cli_runner.h"
 
 namespace deepsearch {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct GradeRun {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using GradeRun = testing::CliRun;
+using testing::Lines;
 
 // Runs `deepsearch ARGS` with `input` on stdin, keeping stdout and stderr apart.
 GradeRun RunGrade(const std::string& args, const std::string& input = "") {
-  const std::string base =
-      ::testing::TempDir() + "/grade_command_test_" + std::to_string(::getpid()) + "_";
-  const std::string in_path = base + "stdin", out_path = base + "stdout",
-                    err_path = base + "stderr";
-  {
-    std::ofstream in(in_path, std::ios::binary);
-    in << input;
-  }
-  const std::string command = std::string(DEEPSEARCH_CLI_PATH) + " " + args + " < " + in_path +
-                              " > " + out_path + " 2> " + err_path;
-  const int status = std::system(command.c_str());
-  GradeRun run{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadAll(out_path), ReadAll(err_path)};
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
-  std::remove(err_path.c_str());
-  return run;
+  return testing::RunDeepsearch(args, input);
 }
 
 std::string GoldenPath() {
@@ -66,7 +35,7 @@ std::string GoldenPath() {
 }
 
 TEST(GradeCommandTest, StrictModeAgreesWithTheGoldenSet) {
-  const std::vector<std::string> golden = Lines(ReadAll(GoldenPath()));
+  const std::vector<std::string> golden = Lines(testing::ReadFile(GoldenPath()));
   ASSERT_GE(golden.size(), 400u);
   const GradeRun run = RunGrade("grade --mode strict " + GoldenPath());
   ASSERT_EQ(run.exit_code, 0) << run.err;
