@@ -126,9 +126,7 @@ void LeaseManager::MaybeCompleteLocked(Entry& e) {
   leases_.erase(id);
 }
 
-std::vector<IngestResult> LeaseManager::Ingest(std::vector<TrajectoryRecord> records,
-                                               absl::Time now) {
-  (void)now;
+std::vector<IngestResult> LeaseManager::Ingest(std::vector<TrajectoryRecord> records) {
   absl::MutexLock lock(&mu_);
   std::vector<IngestResult> out;
   for (TrajectoryRecord& r : records) {
@@ -178,27 +176,29 @@ std::vector<IngestResult> LeaseManager::Ingest(std::vector<TrajectoryRecord> rec
   return out;
 }
 
-void LeaseManager::Complete(const std::string& actor_id, const std::string& lease_id,
-                            absl::Time now) {
-  (void)now;
-  absl::MutexLock lock(&mu_);
+LeaseManager::Entry* LeaseManager::HeldLocked(const std::string& actor_id,
+                                              const std::string& lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end() || it->second->state != LeaseState::kIssued ||
-      it->second->actor_id != actor_id)
-    return;
-  it->second->actor_completed = true;
-  MaybeCompleteLocked(*it->second);
+      it->second->actor_id != actor_id) {
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+void LeaseManager::Complete(const std::string& actor_id, const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  Entry* e = HeldLocked(actor_id, lease_id);
+  if (e == nullptr) return;  // not this actor's any more: its results are stale
+  e->actor_completed = true;
+  MaybeCompleteLocked(*e);
 }
 
 void LeaseManager::Fail(const std::string& actor_id, const std::string& lease_id,
-                        const std::string& reason, absl::Time now) {
-  (void)now;
+                        const std::string& reason) {
   absl::MutexLock lock(&mu_);
-  auto it = leases_.find(lease_id);
-  if (it == leases_.end() || it->second->state != LeaseState::kIssued ||
-      it->second->actor_id != actor_id)
-    return;
-  RequeueLocked(*it->second, absl::StrCat("actor ", actor_id, ": ", reason));
+  Entry* e = HeldLocked(actor_id, lease_id);
+  if (e != nullptr) RequeueLocked(*e, absl::StrCat("actor ", actor_id, ": ", reason));
 }
 
 int64_t LeaseManager::CancelJob(const std::string& job_id) {

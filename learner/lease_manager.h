@@ -4,8 +4,8 @@
 //   LeaseManager leases({.lease_duration = absl::Seconds(60), .max_attempts = 3});
 //   const std::string id = leases.Add(spec);              // pending
 //   std::vector<IssuedLease> out = leases.Issue("actor-1", 8, now);
-//   leases.Ingest(records, now);                          // trajectories, deduplicated
-//   leases.Complete("actor-1", id, now);                  // the tree is all in
+//   leases.Ingest(records);                               // trajectories, deduplicated
+//   leases.Complete("actor-1", id);                       // the tree is all in
 //   for (CompletedTree& t : leases.TakeCompleted()) ...   // ready for training
 //
 // Life of a lease: pending -> issued (to one actor, until a deadline that renewals extend)
@@ -130,13 +130,12 @@ class LeaseManager {
   std::vector<LeaseRenewal> Renew(const std::string& actor_id,
                                   const std::vector<std::string>& lease_ids, absl::Time now);
   // Ingests trajectories; one result per record.
-  std::vector<IngestResult> Ingest(std::vector<TrajectoryRecord> records, absl::Time now);
+  std::vector<IngestResult> Ingest(std::vector<TrajectoryRecord> records);
   // The actor reports a lease done; the lease completes once its tree is all in (at once,
   // or when the missing trajectories arrive).
-  void Complete(const std::string& actor_id, const std::string& lease_id, absl::Time now);
+  void Complete(const std::string& actor_id, const std::string& lease_id);
   // The actor gave the lease up: re-issued (next attempt) or, after max_attempts, failed.
-  void Fail(const std::string& actor_id, const std::string& lease_id, const std::string& reason,
-            absl::Time now);
+  void Fail(const std::string& actor_id, const std::string& lease_id, const std::string& reason);
   // Expires overdue leases (called by Issue too).
   void ExpireOverdue(absl::Time now);
   // Drops every lease of a job, in whatever state; returns how many.
@@ -152,6 +151,9 @@ class LeaseManager {
   struct Entry;
   void RequeueLocked(Entry& e, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeCompleteLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease if it is issued to `actor_id`, else nullptr.
+  Entry* HeldLocked(const std::string& actor_id, const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LeaseManagerOptions options_;
   mutable absl::Mutex mu_;

@@ -46,11 +46,11 @@ TEST(LeaseManagerTest, IssueIngestCompleteInOrder) {
   EXPECT_EQ(m.counts().pending, 1);
   EXPECT_EQ(m.counts().issued, 1);
 
-  std::vector<IngestResult> r = m.Ingest({Record(a, 1, 0), Record(a, 1, 1)}, kT0);
+  std::vector<IngestResult> r = m.Ingest({Record(a, 1, 0), Record(a, 1, 1)});
   EXPECT_EQ(r[0].outcome, IngestOutcome::kAccepted);
   EXPECT_EQ(r[1].outcome, IngestOutcome::kAccepted);
   EXPECT_TRUE(m.TakeCompleted().empty());  // the actor has not said it is done
-  m.Complete("actor-1", a, kT0);
+  m.Complete("actor-1", a);
   std::vector<CompletedTree> done = m.TakeCompleted();
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].tree_id, a + ".1");
@@ -58,7 +58,7 @@ TEST(LeaseManagerTest, IssueIngestCompleteInOrder) {
   EXPECT_EQ(done[0].trajectories[1].trajectory_id, a + ".1/1");
   EXPECT_EQ(done[0].trajectories[0].sequence.group_id, a + ".1");
   // A re-send after completion is a duplicate, not an error.
-  EXPECT_EQ(m.Ingest({Record(a, 1, 0)}, kT0)[0].outcome, IngestOutcome::kDuplicate);
+  EXPECT_EQ(m.Ingest({Record(a, 1, 0)})[0].outcome, IngestOutcome::kDuplicate);
   EXPECT_EQ(m.Outstanding("job"), 1);
   (void)b;
 }
@@ -67,10 +67,10 @@ TEST(LeaseManagerTest, CompletionWaitsForTheLastTrajectory) {
   LeaseManager m({});
   const std::string a = m.Add(Spec("job", 3));
   m.Issue("x", 5, kT0);
-  m.Ingest({Record(a, 1, 2)}, kT0);
-  m.Complete("x", a, kT0);
+  m.Ingest({Record(a, 1, 2)});
+  m.Complete("x", a);
   EXPECT_TRUE(m.TakeCompleted().empty());
-  m.Ingest({Record(a, 1, 0), Record(a, 1, 1)}, kT0);
+  m.Ingest({Record(a, 1, 0), Record(a, 1, 1)});
   EXPECT_EQ(m.TakeCompleted().size(), 1u);
 }
 
@@ -91,13 +91,13 @@ TEST(LeaseManagerTest, ExpiryReissuesWithANewAttemptAndStaleTreesAreRefused) {
   ren = m.Renew("slow", {a}, kT0 + absl::Seconds(20));
   EXPECT_FALSE(ren[0].renewed);
   EXPECT_THAT(ren[0].reason, HasSubstr("issued again"));
-  std::vector<IngestResult> late = m.Ingest({Record(a, 1, 0)}, kT0 + absl::Seconds(20));
+  std::vector<IngestResult> late = m.Ingest({Record(a, 1, 0)});
   EXPECT_EQ(late[0].outcome, IngestOutcome::kRejected);
   EXPECT_THAT(late[0].reason, HasSubstr("stale attempt"));
-  m.Complete("slow", a, kT0 + absl::Seconds(20));  // ignored: not its lease any more
-  m.Ingest({Record(a, 2, 0), Record(a, 2, 1)}, kT0 + absl::Seconds(21));
+  m.Complete("slow", a);  // ignored: not its lease any more
+  m.Ingest({Record(a, 2, 0), Record(a, 2, 1)});
   EXPECT_TRUE(m.TakeCompleted().empty());
-  m.Complete("fast", a, kT0 + absl::Seconds(21));
+  m.Complete("fast", a);
   std::vector<CompletedTree> done = m.TakeCompleted();
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].tree_id, a + ".2");
@@ -119,11 +119,11 @@ TEST(LeaseManagerTest, FailuresRetryUntilMaxAttempts) {
   LeaseManager m({.lease_duration = absl::Seconds(10), .max_attempts = 2});
   const std::string a = m.Add(Spec("job"));
   m.Issue("x", 1, kT0);
-  m.Fail("x", a, "prompt too long", kT0);
+  m.Fail("x", a, "prompt too long");
   std::vector<IssuedLease> again = m.Issue("y", 1, kT0);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].attempt, 2);
-  m.Fail("y", a, "prompt too long", kT0);
+  m.Fail("y", a, "prompt too long");
   EXPECT_TRUE(m.Issue("z", 1, kT0).empty());
   std::vector<FailedLease> failed = m.TakeFailed();
   ASSERT_EQ(failed.size(), 1u);
@@ -142,14 +142,14 @@ TEST(LeaseManagerTest, MalformedAndUnknownTrajectoriesAreRefusedWithTheReason) {
   TrajectoryRecord bad_id = Record(a, 1, 1);
   bad_id.trajectory_id = "whatever";
   TrajectoryRecord unknown = Record("job-99", 1, 0);
-  std::vector<IngestResult> r = m.Ingest({bad_scores, bad_index, bad_id, unknown}, kT0);
+  std::vector<IngestResult> r = m.Ingest({bad_scores, bad_index, bad_id, unknown});
   EXPECT_THAT(r[0].reason, HasSubstr("malformed: 3 response tokens, 2 scores"));
   EXPECT_THAT(r[1].reason, HasSubstr("index 7 is outside"));
   EXPECT_THAT(r[2].reason, HasSubstr("is not '<tree_id>/<index>'"));
   EXPECT_THAT(r[3].reason, HasSubstr("unknown"));
   for (const IngestResult& x : r) EXPECT_EQ(x.outcome, IngestOutcome::kRejected);
   // A refused trajectory is not remembered: a corrected one is accepted.
-  EXPECT_EQ(m.Ingest({Record(a, 1, 0)}, kT0)[0].outcome, IngestOutcome::kAccepted);
+  EXPECT_EQ(m.Ingest({Record(a, 1, 0)})[0].outcome, IngestOutcome::kAccepted);
 }
 
 TEST(LeaseManagerTest, CancelJobDropsEverything) {
@@ -162,7 +162,7 @@ TEST(LeaseManagerTest, CancelJobDropsEverything) {
   std::vector<IssuedLease> next = m.Issue("x", 5, kT0);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].lease_id, c);
-  EXPECT_EQ(m.Ingest({Record(a, 1, 0)}, kT0)[0].outcome, IngestOutcome::kRejected);
+  EXPECT_EQ(m.Ingest({Record(a, 1, 0)})[0].outcome, IngestOutcome::kRejected);
   EXPECT_FALSE(m.Renew("x", {a}, kT0)[0].renewed);
 }
 
