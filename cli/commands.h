@@ -22,9 +22,15 @@ void AddDataCommand(CLI::App& app, int& exit_code);
 void AddGradeCommand(CLI::App& app, int& exit_code);
 // `solve`: inference-time search over a problem file.
 void AddSolveCommand(CLI::App& app, int& exit_code);
+// `export`: a learner checkpoint as a Hugging Face model directory.
+void AddExportCommand(CLI::App& app, int& exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
 // `actor`: the search actor process.
 void AddActorCommand(CLI::App& app, int& exit_code);
+// `learner`: the learner process (LearnerService and ProblemService).
+void AddLearnerCommand(CLI::App& app, int& exit_code);
+// `submit`, `status` and `watch`: the ProblemService client.
+void AddClientCommands(CLI::App& app, int& exit_code);
 #endif
 
 }  // namespace deepsearch::cli

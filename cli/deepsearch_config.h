@@ -7,6 +7,7 @@
 #include "actor/search_params.h"
 #include "common/core/config.h"
 #include "common/core/runtime_config.h"
+#include "learner/learner_options.h"
 
 namespace deepsearch {
 
@@ -32,6 +33,7 @@ struct DeepSearchConfig {
   SamplingConfig sampling;
   EngineConfig engine;
   ActorSection actor;
+  LearnerOptions learner;
 
   void Bind(ConfigBinder& b) {
     b.Section("logging", logging, "Logging");
@@ -42,6 +44,9 @@ struct DeepSearchConfig {
     b.Section("sampling", sampling, "Sampling of rollouts and expansions");
     b.Section("engine", engine, "The inference engine of actors and `deepsearch solve`");
     b.Section("actor", actor, "The search actor process (`deepsearch actor`)");
+    b.Section("learner", learner,
+              "The learner process (`deepsearch learner`): jobs, leases, Tree-GRPO training, "
+              "checkpoints");
   }
 };
 

@@ -31,8 +31,11 @@ int Main(int argc, char** argv) {
   cli::AddDataCommand(app, exit_code);
   cli::AddGradeCommand(app, exit_code);
   cli::AddSolveCommand(app, exit_code);
+  cli::AddExportCommand(app, exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
   cli::AddActorCommand(app, exit_code);
+  cli::AddLearnerCommand(app, exit_code);
+  cli::AddClientCommands(app, exit_code);
 #endif
 
   try {

@@ -70,6 +70,7 @@ struct TrajectoryRecord {
   std::string tree_id;
   TrainSequence sequence;  // group_id = tree_id
   bool correct = false;
+  bool incomplete = false;  // truncated without an answer
   bool from_cache = false;
   std::string predicted;  // the verifier's normalised answer
   std::string response_text;

@@ -14,15 +14,9 @@
 
 #include <ATen/ATen.h>
 
-namespace deepsearch {
+#include "learner/trainer_config.h"
 
-struct PolicyLossConfig {
-  double clip_low = 0.2;
-  double clip_high = 0.28;  // Clip-Higher
-  double clip_c = 10.0;     // dual clip
-  double kl_coef = 0.0;     // 0: no KL term, no reference model
-  double is_cap = 2.0;      // decoupled PPO: cap of the behaviour importance weight
-};
+namespace deepsearch {
 
 struct PolicyLossStats {
   double loss = 0.0;

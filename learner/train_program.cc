@@ -92,8 +92,14 @@ void TrainProgram::StartRound() {
 std::vector<std::string> TrainProgram::TakeScreening() {
   if (phase_ != Phase::kScreening || screening_taken_) return {};
   screening_taken_ = true;
-  return current_;
+  std::vector<std::string> out;
+  for (const std::string& id : current_) {
+    if (screen_results_.count(id) == 0) out.push_back(id);
+  }
+  return out;
 }
+
+void TrainProgram::ReleaseScreening() { screening_taken_ = false; }
 
 void TrainProgram::OnScreened(const std::string& problem_id, int32_t samples, int32_t correct) {
   if (phase_ != Phase::kScreening) return;

@@ -88,8 +88,12 @@ class TrainProgram {
   const std::vector<RoundStats>& rounds() const { return rounds_; }
   const TrainProgramConfig& config() const { return config_; }
 
-  // kScreening: the problems to screen (each once per round; empty after the first call).
+  // kScreening: the problems to screen that have no result yet (each once per round; empty
+  // after the first call until ReleaseScreening).
   std::vector<std::string> TakeScreening();
+  // The screening leases were lost (a restart): the next TakeScreening returns the problems
+  // still unscreened.
+  void ReleaseScreening();
   // The screening result of one problem.
   void OnScreened(const std::string& problem_id, int32_t samples, int32_t correct);
   // Problems whose screening lease failed for good count as not screened: they leave the set.

@@ -41,27 +41,9 @@
 #include "learner/gradient_reducer.h"
 #include "learner/policy_loss.h"
 #include "learner/train_batch.h"
+#include "learner/trainer_config.h"
 
 namespace deepsearch {
-
-struct TrainerConfig {
-  double lr = 1e-6;
-  int32_t warmup_steps = 10;  // training steps; the first step runs at LR 0 (veRL)
-  double weight_decay = 0.1;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double adam_eps = 1e-8;
-  double grad_clip = 1.0;    // global L2 norm; <= 0: off
-  int32_t mini_batches = 8;  // optimizer steps per training step
-  int64_t micro_batch_tokens = 18432;
-  std::string compute_dtype = "float32";  // or "bfloat16"
-  double temperature = 1.0;
-  int64_t vocab_limit = 0;  // 0: the model's vocab_size
-  AdvantageNorm advantage_norm = AdvantageNorm::kMeanOnly;
-  PolicyLossConfig loss;
-  bool decoupled = false;  // asynchronous mode: weight tokens by the behaviour importance ratio
-  GradientReducer* reducer = nullptr;  // data parallel; nullptr: one process
-};
 
 struct TrainStepStats {
   int64_t step = 0;  // the training step just taken (0-based)

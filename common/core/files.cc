@@ -11,6 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/core/status.h"
+
 namespace deepsearch {
 namespace {
 
@@ -46,7 +48,9 @@ absl::Status WriteAll(int fd, std::string_view bytes, const std::string& temp_pa
   return absl::OkStatus();
 }
 
-absl::Status FsyncDirectory(const std::string& dir) {
+}  // namespace
+
+absl::Status SyncDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "cannot open directory", dir);
   FdCloser closer(fd);
@@ -54,7 +58,28 @@ absl::Status FsyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-}  // namespace
+absl::Status ReplaceDirectory(const std::string& temp, const std::string& target) {
+  namespace fs = std::filesystem;
+  DS_RETURN_IF_ERROR(SyncDirectory(temp));
+  const fs::path target_path = fs::absolute(fs::path(target)).lexically_normal();
+  const fs::path old = fs::path(absl::StrCat(target_path.string(), ".old.", ::getpid()));
+  std::error_code error;
+  fs::remove_all(old, error);
+  if (fs::exists(target_path)) {
+    fs::rename(target_path, old, error);
+    if (error) {
+      return absl::InternalError(
+          absl::StrCat("cannot move ", target_path.string(), " aside: ", error.message()));
+    }
+  }
+  fs::rename(temp, target_path, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", temp, " to ", target_path.string(), ": ", error.message()));
+  }
+  fs::remove_all(old, error);
+  return SyncDirectory(target_path.parent_path().string());
+}
 
 absl::Status ErrnoError(int error_number, std::string_view what, const std::string& path) {
   return absl::ErrnoToStatus(error_number, absl::StrCat(std::string(what), " ", path));
@@ -92,7 +117,7 @@ absl::Status WriteFileAtomically(const std::string& path,
     ::unlink(temp_path.c_str());
     return status;
   }
-  return FsyncDirectory(dir);
+  return SyncDirectory(dir);
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {

@@ -17,6 +17,16 @@ absl::Status WriteFileAtomically(const std::string& path,
                                  const std::vector<std::string_view>& pieces);
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content);
 
+// fsyncs a directory, so that the entries created or renamed in it are durable.
+absl::Status SyncDirectory(const std::string& dir);
+
+// Puts the complete directory `temp` in place of `target` (which may not exist): syncs
+// `temp`, moves the old `target` aside, renames `temp` to `target`, removes the old one and
+// syncs the parent. A crash leaves the old directory, the new one, or the old one under its
+// ".old.<pid>" name next to the new temp; never a mix at `target`. `temp` must be on the same
+// file system (next to `target`).
+absl::Status ReplaceDirectory(const std::string& temp, const std::string& target);
+
 // The whole file; NotFound (or the errno's code) naming the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 

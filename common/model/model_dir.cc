@@ -3,14 +3,13 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 
+#include "common/core/files.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/model/checkpoint_files.h"
@@ -23,39 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-
-absl::StatusOr<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Writes a file and syncs it to disk.
-absl::Status WriteFileSynced(const fs::path& path, std::string_view content) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat(path.string(), ": write failed"));
-  }
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr)
-    return absl::InternalError(absl::StrCat(path.string(), ": cannot reopen to sync"));
-  const int rc = ::fsync(::fileno(f));
-  std::fclose(f);
-  if (rc != 0) return absl::InternalError(absl::StrCat(path.string(), ": fsync failed"));
-  return absl::OkStatus();
-}
-
-absl::Status SyncDirectory(const fs::path& dir) {
-  FILE* f = std::fopen(dir.c_str(), "r");
-  if (f == nullptr) return absl::InternalError(absl::StrCat(dir.string(), ": cannot open to sync"));
-  ::fsync(::fileno(f));
-  std::fclose(f);
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -127,12 +93,12 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   if (!fs::is_directory(root))
     return absl::NotFoundError(absl::StrCat("model directory ", dir, " does not exist"));
   LoadedModel loaded;
-  DS_ASSIGN_OR_RETURN(std::string config_text, ReadFile(root / "config.json"));
+  DS_ASSIGN_OR_RETURN(std::string config_text, ReadFileToString((root / "config.json").string()));
   DS_ASSIGN_OR_RETURN(loaded.config,
                       Qwen2Config::FromJson(config_text, (root / "config.json").string()));
   const fs::path generation_path = root / "generation_config.json";
   if (fs::exists(generation_path)) {
-    DS_ASSIGN_OR_RETURN(std::string text, ReadFile(generation_path));
+    DS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(generation_path.string()));
     DS_ASSIGN_OR_RETURN(loaded.generation,
                         GenerationConfig::FromJson(text, generation_path.string()));
   }
@@ -207,25 +173,11 @@ absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
   }
   DS_RETURN_IF_ERROR(WriteSafetensors((temp / "model.safetensors").string(), std::move(tensors),
                                       {{"format", "pt"}}));
-  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "config.json", config.ToJson()));
-  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "generation_config.json", generation.ToJson()));
-  DS_RETURN_IF_ERROR(WriteFileSynced(temp / "tokenizer.json", tokenizer_json));
-  DS_RETURN_IF_ERROR(SyncDirectory(temp));
-
-  // Swap into place: the old directory (if any) moves aside, the new one takes its name.
-  const fs::path old = fs::path(target.string() + ".old." + std::to_string(::getpid()));
-  if (fs::exists(target)) {
-    fs::rename(target, old, error);
-    if (error)
-      return absl::InternalError(
-          absl::StrCat("cannot move ", target.string(), " aside: ", error.message()));
-  }
-  fs::rename(temp, target, error);
-  if (error)
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", temp.string(), ": ", error.message()));
-  fs::remove_all(old, error);
-  return SyncDirectory(target.parent_path());
+  DS_RETURN_IF_ERROR(WriteFileAtomically((temp / "config.json").string(), config.ToJson()));
+  DS_RETURN_IF_ERROR(
+      WriteFileAtomically((temp / "generation_config.json").string(), generation.ToJson()));
+  DS_RETURN_IF_ERROR(WriteFileAtomically((temp / "tokenizer.json").string(), tokenizer_json));
+  return ReplaceDirectory(temp.string(), target.string());
 }
 
 absl::Status InitModelDirectory(std::string_view preset, const std::string& dir, uint64_t seed,

@@ -1,0 +1,226 @@
+// The ProblemService client:
+//   deepsearch submit --learner ADDR --problems FILE [--kind train|solve] [--name N]
+//                     [--samples K] [--algorithm deepsearch|grpo] [--max-steps S]
+//                     [--request-id ID] [--watch]
+//   deepsearch status --learner ADDR [JOB_ID] [--results] [--json]
+//   deepsearch watch  --learner ADDR JOB_ID
+// `submit` sends a JSON Lines problem file as a job and prints its id (with --watch, follows
+// it to the end). `status` lists jobs (newest first) or shows one, with per-problem results of
+// a SOLVE job. `watch` prints the job's progress as it changes until it ends; the exit code is
+// 0 when it succeeded, 1 otherwise. TLS and the bearer token come from the config's rpc
+// section (--config, --set).
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "deepsearch/v1/problem_service.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+#include "actor/actor_convert.h"
+#include "cli/commands.h"
+#include "cli/deepsearch_config.h"
+#include "common/rpc/channel.h"
+#include "common/tasks/dataset.h"
+
+namespace deepsearch::cli {
+namespace {
+
+struct ClientArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string learner = "127.0.0.1:50051";
+  std::string problems;
+  std::string kind = "solve";
+  std::string name;
+  int32_t samples = 0;
+  std::string algorithm;
+  int32_t max_steps = 0;
+  std::string request_id;
+  bool watch = false;
+  std::string job_id;
+  bool results = false;
+  bool json = false;
+};
+
+int Fail(std::string_view command, const std::string& message) {
+  std::cerr << "deepsearch " << command << ": " << message << "\n";
+  return kExitFailure;
+}
+
+// A channel to the learner (TLS and token from the config's rpc section) and its stub.
+struct Connection {
+  rpc::RpcClient client;
+  std::unique_ptr<v1::ProblemService::Stub> stub;
+};
+
+absl::StatusOr<Connection> Connect(const ClientArgs& args) {
+  absl::StatusOr<DeepSearchConfig> config =
+      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides)
+                          : LoadConfigFile<DeepSearchConfig>(args.config, args.overrides);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<rpc::RpcClient> client = rpc::RpcClient::Connect(args.learner, config->rpc);
+  if (!client.ok()) return client.status();
+  auto stub = v1::ProblemService::NewStub(client->channel());
+  return Connection{std::move(*client), std::move(stub)};
+}
+
+std::string StateName(v1::JobState state) {
+  std::string name = v1::JobState_Name(state);
+  return name.rfind("JOB_STATE_", 0) == 0 ? name.substr(10) : name;
+}
+
+std::string ProgressLine(const v1::Job& job) {
+  const v1::JobProgress& p = job.progress();
+  return absl::StrCat(job.job_id(), " ", StateName(job.state()), " [", p.phase(), "] ",
+                      p.problems_done(), "/", p.problems_total(), " problems, ",
+                      p.problems_solved(), " solved, ", p.trajectories(), " trajectories, ",
+                      p.generated_tokens(), " tokens, step ", p.training_steps(), ", version ",
+                      p.weight_version(), ", accuracy ", absl::StrFormat("%.3f", p.accuracy()),
+                      job.error().empty() ? "" : absl::StrCat(", error: ", job.error()));
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+int Watch(v1::ProblemService::Stub& stub, const std::string& job_id) {
+  grpc::ClientContext context;
+  v1::WatchJobRequest request;
+  request.set_job_id(job_id);
+  std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader = stub.WatchJob(&context, request);
+  v1::JobEvent event;
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  while (reader->Read(&event)) {
+    state = event.job().state();
+    std::cout << ProgressLine(event.job()) << std::endl;
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) return Fail("watch", status.error_message());
+  return state == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitFailure;
+}
+
+int RunSubmit(const ClientArgs& args) {
+  absl::StatusOr<ProblemSet> set = ReadProblemsJsonlFile(args.problems);
+  if (!set.ok()) return Fail("submit", std::string(set.status().message()));
+  if (!set->errors.empty())
+    return Fail("submit", absl::StrCat(args.problems, ": ", set->ErrorSummary()));
+  if (set->problems.empty()) return Fail("submit", absl::StrCat(args.problems, ": no problems"));
+  absl::StatusOr<Connection> connection = Connect(args);
+  if (!connection.ok()) return Fail("submit", std::string(connection.status().message()));
+  v1::ProblemService::Stub& stub = *connection->stub;
+  v1::SubmitProblemSetRequest request;
+  request.set_kind(args.kind == "train" ? v1::JOB_KIND_TRAIN : v1::JOB_KIND_SOLVE);
+  request.set_name(args.name.empty() ? args.problems : args.name);
+  request.set_client_request_id(args.request_id);
+  request.mutable_options()->set_samples_per_problem(args.samples);
+  request.mutable_options()->set_algorithm(args.algorithm);
+  request.mutable_options()->set_max_steps(args.max_steps);
+  for (const Problem& p : set->problems) *request.add_problems() = ProblemToProto(p);
+  grpc::ClientContext context;
+  v1::Job job;
+  const grpc::Status status = stub.SubmitProblemSet(&context, request, &job);
+  if (!status.ok()) return Fail("submit", status.error_message());
+  std::cout << job.job_id() << std::endl;
+  return args.watch ? Watch(stub, job.job_id()) : kExitOk;
+}
+
+int RunStatus(const ClientArgs& args) {
+  absl::StatusOr<Connection> connection = Connect(args);
+  if (!connection.ok()) return Fail("status", std::string(connection.status().message()));
+  v1::ProblemService::Stub& stub = *connection->stub;
+  if (args.job_id.empty()) {
+    std::string token;
+    do {
+      grpc::ClientContext context;
+      v1::ListJobsRequest request;
+      request.set_page_token(token);
+      v1::ListJobsResponse page;
+      const grpc::Status status = stub.ListJobs(&context, request, &page);
+      if (!status.ok()) return Fail("status", status.error_message());
+      for (const v1::Job& job : page.jobs()) {
+        std::cout << (args.json ? ToJson(job) : absl::StrCat(job.name(), ": ", ProgressLine(job)))
+                  << "\n";
+      }
+      token = page.next_page_token();
+    } while (!token.empty());
+    return kExitOk;
+  }
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id(args.job_id);
+  request.set_include_results(args.results);
+  v1::Job job;
+  const grpc::Status status = stub.GetJob(&context, request, &job);
+  if (!status.ok()) return Fail("status", status.error_message());
+  if (args.json) {
+    std::cout << ToJson(job) << "\n";
+    return kExitOk;
+  }
+  std::cout << ProgressLine(job) << "\n";
+  for (const v1::ProblemResult& r : job.results()) {
+    std::cout << "  " << r.problem_id() << ": " << r.answer() << " (" << r.selection()
+              << (r.correct() ? ", correct" : "") << ", " << r.correct_samples() << "/"
+              << r.samples() << " correct)\n";
+  }
+  return kExitOk;
+}
+
+void AddConnectionOptions(CLI::App* cmd, ClientArgs& args) {
+  cmd->add_option("--learner", args.learner, "host:port of the learner")->capture_default_str();
+  cmd->add_option("--config", args.config, "Config file (its rpc section: TLS, token)");
+  cmd->add_option("--set", args.overrides, "Override a config key: KEY=VALUE (repeatable)");
+}
+
+}  // namespace
+
+void AddClientCommands(CLI::App& app, int& exit_code) {
+  auto submit = std::make_shared<ClientArgs>();
+  CLI::App* cmd = app.add_subcommand("submit", "Submit a problem set to the learner as a job");
+  AddConnectionOptions(cmd, *submit);
+  cmd->add_option("--problems", submit->problems, "JSON Lines problem file")->required();
+  cmd->add_option("--kind", submit->kind, "train or solve")
+      ->check(CLI::IsMember({"train", "solve"}))
+      ->capture_default_str();
+  cmd->add_option("--name", submit->name, "Name shown in listings (default: the file)");
+  cmd->add_option("--samples", submit->samples, "solve: trajectories per problem (0: default)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--algorithm", submit->algorithm, "train: deepsearch or grpo")
+      ->check(CLI::IsMember({"deepsearch", "grpo"}));
+  cmd->add_option("--max-steps", submit->max_steps, "train: training steps (0: until done)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--request-id", submit->request_id, "Makes a retried submission safe");
+  cmd->add_flag("--watch", submit->watch, "Follow the job until it ends");
+  cmd->callback([submit, &exit_code] { exit_code = RunSubmit(*submit); });
+
+  auto status = std::make_shared<ClientArgs>();
+  cmd = app.add_subcommand("status", "List the learner's jobs, or show one");
+  AddConnectionOptions(cmd, *status);
+  cmd->add_option("job_id", status->job_id, "A job (default: list every job)");
+  cmd->add_flag("--results", status->results, "Per-problem results of a SOLVE job");
+  cmd->add_flag("--json", status->json, "Print the job(s) as JSON");
+  cmd->callback([status, &exit_code] { exit_code = RunStatus(*status); });
+
+  auto watch = std::make_shared<ClientArgs>();
+  cmd = app.add_subcommand("watch", "Print a job's progress until it ends");
+  AddConnectionOptions(cmd, *watch);
+  cmd->add_option("job_id", watch->job_id, "The job")->required();
+  cmd->callback([watch, &exit_code] {
+    absl::StatusOr<Connection> connection = Connect(*watch);
+    if (!connection.ok()) {
+      exit_code = Fail("watch", std::string(connection.status().message()));
+      return;
+    }
+    exit_code = Watch(*connection->stub, watch->job_id);
+  });
+}
+
+}  // namespace deepsearch::cli

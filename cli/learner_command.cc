@@ -1,0 +1,162 @@
+// deepsearch learner [--config FILE] [--set KEY=VALUE]... [--model DIR] [--state-dir DIR]
+// [--listen ADDR] [--cache ADDR] [--mode sync|async]: run the learner until SIGINT or SIGTERM
+// (learner/learner.h): it serves LearnerService and ProblemService, trains the submitted
+// TRAIN jobs one at a time, solves SOLVE jobs, checkpoints into the state directory and
+// publishes every weight version to the cache service.
+//
+// Starting again with the same state directory resumes from the latest checkpoint; jobs and
+// their progress are kept. On a signal the learner stops serving, finishes the training step
+// in progress, writes a checkpoint and exits 0. A status line is logged every
+// learner.status_interval.
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/deepsearch_config.h"
+#include "cli/signals.h"
+#include "common/core/logging.h"
+#include "common/model/torch_runtime.h"
+#include "common/rpc/server.h"
+#include "learner/learner.h"
+#include "learner/learner_service.h"
+#include "learner/weight_publisher.h"
+
+namespace deepsearch::cli {
+namespace {
+
+struct LearnerArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string model;
+  std::string state_dir;
+  std::string listen;
+  std::string cache;
+  std::string mode;
+};
+
+// Logs the learner's counters and rates every `interval` until stopped.
+class StatusLine {
+ public:
+  StatusLine(const Learner& learner, absl::Duration interval)
+      : learner_(learner), interval_(interval) {
+    if (interval_ > absl::ZeroDuration()) thread_ = std::thread([this] { Run(); });
+  }
+  ~StatusLine() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    LearnerStats last = learner_.stats();
+    absl::Time last_time = absl::Now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, absl::ToChronoSeconds(interval_), [this] { return stop_; })) {
+      const LearnerStats now = learner_.stats();
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - last_time);
+      log::Info(
+          "learner: version {}, {} steps, {} trajectories ({:.1f}/s), {} tokens ({:.0f}/s), "
+          "leases {} pending / {} issued, {} duplicates, {} rejected, {} stale trees",
+          now.weight_version, now.training_steps, now.trajectories,
+          static_cast<double>(now.trajectories - last.trajectories) / seconds, now.generated_tokens,
+          static_cast<double>(now.generated_tokens - last.generated_tokens) / seconds,
+          now.leases.pending, now.leases.issued, now.duplicates, now.rejected, now.stale_trees);
+      last = now;
+      last_time = absl::Now();
+    }
+  }
+
+  const Learner& learner_;
+  const absl::Duration interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int RunLearner(const LearnerArgs& args) {
+  BlockTerminationSignals();  // before any thread starts
+  auto fail = [](const absl::Status& s) {
+    std::cerr << "deepsearch learner: " << s.message() << "\n";
+    return kExitFailure;
+  };
+  std::vector<std::string> overrides = args.overrides;
+  if (!args.model.empty()) overrides.push_back("learner.model=" + args.model);
+  if (!args.state_dir.empty()) overrides.push_back("learner.state_dir=" + args.state_dir);
+  if (!args.listen.empty()) overrides.push_back("learner.listen_address=" + args.listen);
+  if (!args.cache.empty()) overrides.push_back("learner.cache_address=" + args.cache);
+  if (!args.mode.empty()) overrides.push_back("learner.mode=" + args.mode);
+  absl::StatusOr<DeepSearchConfig> config =
+      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides)
+                          : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
+  if (!config.ok()) return fail(config.status());
+  if (absl::Status s = ConfigureTorchRuntime(config->runtime); !s.ok()) return fail(s);
+  LearnerOptions options = config->learner;
+  options.search = config->search;
+  options.sampling = config->sampling;
+
+  std::unique_ptr<CacheWeightPublisher> publisher;
+  if (!options.cache_address.empty()) {
+    absl::StatusOr<std::unique_ptr<CacheWeightPublisher>> p =
+        CacheWeightPublisher::Connect(options.cache_address, config->rpc, options.publish_timeout);
+    if (!p.ok()) return fail(p.status());
+    publisher = std::move(*p);
+  } else {
+    log::Warning("learner: no cache service address: weights are not published");
+  }
+  absl::StatusOr<std::unique_ptr<Learner>> learner = Learner::Create(options, publisher.get());
+  if (!learner.ok()) return fail(learner.status());
+  absl::StatusOr<rpc::ServerAuth> auth = rpc::ServerAuth::FromConfig(config->rpc.auth);
+  if (!auth.ok()) return fail(auth.status());
+  LearnerServiceImpl learner_service(learner->get(), *auth);
+  ProblemServiceImpl problem_service(learner->get(), *auth);
+  absl::StatusOr<std::unique_ptr<rpc::GrpcServer>> server = rpc::GrpcServer::Start(
+      {.name = "learner", .listen_address = options.listen_address, .rpc = config->rpc},
+      {{&learner_service, "deepsearch.v1.LearnerService"},
+       {&problem_service, "deepsearch.v1.ProblemService"}});
+  if (!server.ok()) return fail(server.status());
+  log::Info("learner: serving on {} (state {}, {} mode, weight version {})",
+            (*server)->dial_address(), options.state_dir, options.mode,
+            (*learner)->weight_version());
+  (*learner)->Start();
+  int signal = 0;
+  {
+    StatusLine status(**learner, absl::Seconds(30));
+    signal = WaitForTerminationSignal();
+  }
+  log::Info("learner: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->SetServing(false);
+  (*server)->Shutdown(absl::Seconds(5));
+  if (absl::Status s = (*learner)->Shutdown(); !s.ok()) return fail(s);
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddLearnerCommand(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<LearnerArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "learner", "Run the learner: serve leases and jobs, train with Tree-GRPO, checkpoint");
+  cmd->add_option("--config", args->config, "Config file (the learner, search, rpc sections)");
+  cmd->add_option("--set", args->overrides, "Override a config key: KEY=VALUE (repeatable)");
+  cmd->add_option("--model", args->model, "Initial model directory (learner.model)");
+  cmd->add_option("--state-dir", args->state_dir, "State directory (learner.state_dir)");
+  cmd->add_option("--listen", args->listen, "host:port to serve on (learner.listen_address)");
+  cmd->add_option("--cache", args->cache, "host:port of the cache service (learner.cache_address)");
+  cmd->add_option("--mode", args->mode, "sync or async (learner.mode)");
+  cmd->callback([args, &exit_code] { exit_code = RunLearner(*args); });
+}
+
+}  // namespace deepsearch::cli

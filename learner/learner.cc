@@ -1,0 +1,910 @@
+#include "learner/learner.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+
+#include "common/core/files.h"
+#include "common/core/logging.h"
+#include "common/core/rng.h"
+#include "common/core/status.h"
+#include "common/model/model_dir.h"
+#include "common/model/weight_export.h"
+#include "learner/trainer.h"
+
+namespace deepsearch {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr char kLatestFile[] = "LATEST";
+constexpr char kLearnerStateFile[] = "learner.json";
+constexpr int kLearnerStateFormat = 1;
+constexpr char kPurposeScreen[] = "screen";
+constexpr char kPurposeTrain[] = "train";
+constexpr char kPurposeSolve[] = "solve";
+
+std::string CheckpointName(int64_t step) {
+  std::string digits = std::to_string(step);
+  if (digits.size() < 8) digits.insert(0, 8 - digits.size(), '0');
+  return absl::StrCat("step-", digits);
+}
+
+std::string CheckpointsDir(const std::string& state_dir) {
+  return (fs::path(state_dir) / "checkpoints").string();
+}
+
+}  // namespace
+
+std::string LatestCheckpoint(const std::string& state_dir) {
+  const fs::path dir(CheckpointsDir(state_dir));
+  absl::StatusOr<std::string> latest = ReadFileToString((dir / kLatestFile).string());
+  if (!latest.ok()) return "";
+  std::string name(*latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path path = dir / name;
+  if (name.empty() || !fs::is_directory(path)) return "";
+  return path.string();
+}
+
+absl::Status ExportCheckpoint(const std::string& checkpoint_dir, const std::string& out_dir,
+                              const std::string& dtype) {
+  const std::string model_dir = (fs::path(checkpoint_dir) / "model").string();
+  DS_ASSIGN_OR_RETURN(const Dtype weight_dtype, WeightDtype(dtype));
+  DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
+  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json,
+                      ReadFileToString((fs::path(model_dir) / "tokenizer.json").string()));
+  // Through a weight set, so that the written config.json names the exported dtype.
+  DS_ASSIGN_OR_RETURN(const WeightSet set, ExportWeights(*loaded.model, 0, weight_dtype));
+  ModelOptions options;
+  DS_ASSIGN_OR_RETURN(options.dtype, TorchDtype(weight_dtype, "weights"));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Qwen2Model> model, ImportWeights(set, options));
+  return SaveModelDirectory(out_dir, *model, tokenizer_json, loaded.generation);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Learner::Impl {
+  // A training step's collection: its leases until every tree is in.
+  struct Collection {
+    int64_t step = 0;  // the program's step index
+    std::vector<TrainProgram::StepProblem> problems;
+    std::set<std::string> outstanding;  // lease ids
+    std::vector<CompletedTree> trees;
+    int32_t failed = 0;
+  };
+
+  // The running TRAIN job.
+  struct TrainRun {
+    std::string job_id;
+    std::map<std::string, Problem> problems;
+    JobOptions options;
+    std::optional<TrainProgram> program;
+    std::optional<Collection> collecting;
+    std::optional<Collection> ready;  // all in, not trained yet
+    std::set<std::string> screening;  // outstanding screening lease ids
+    std::set<std::string> solved;     // problems with a correct trajectory so far
+    int64_t trajectories = 0;
+    int64_t generated_tokens = 0;
+    double last_accuracy = 0.0;
+  };
+
+  struct SolveRun {
+    std::map<std::string, Problem> problems;
+    std::set<std::string> outstanding;  // lease ids
+  };
+
+  LearnerOptions options;
+  WeightSink* sink = nullptr;
+  GradientReducer* reducer = nullptr;
+  std::unique_ptr<JobStore> jobs;
+  std::unique_ptr<LeaseManager> leases;
+
+  // Model files that travel with every checkpoint.
+  std::string tokenizer_json;
+  GenerationConfig generation;
+
+  // The driver's state; Poll holds drive_mu for its whole run.
+  absl::Mutex drive_mu;
+  std::unique_ptr<Trainer> trainer ABSL_GUARDED_BY(drive_mu);
+  std::optional<TrainRun> train ABSL_GUARDED_BY(drive_mu);
+  std::map<std::string, SolveRun> solves ABSL_GUARDED_BY(drive_mu);
+  // Restored from a checkpoint, applied when the job's run starts.
+  std::optional<Json> restored_train ABSL_GUARDED_BY(drive_mu);
+  int64_t unpublished_version ABSL_GUARDED_BY(drive_mu) = -1;
+
+  mutable absl::Mutex mu;
+  absl::CondVar wake;
+  int64_t weight_version ABSL_GUARDED_BY(mu) = 0;
+  LearnerStats stats ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  bool changed ABSL_GUARDED_BY(mu) = false;
+  std::thread driver;
+  bool shut_down = false;
+
+  int64_t Version() const {
+    absl::MutexLock lock(&mu);
+    return weight_version;
+  }
+  void Wake() {
+    absl::MutexLock lock(&mu);
+    changed = true;
+    wake.Signal();
+  }
+
+  // --- Driver --------------------------------------------------------------------------------
+
+  absl::Status PollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status StartJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status StartTrainRunLocked(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void RouteResultsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status AdvanceTrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void IssueCollectionLocked(Collection collection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status TrainReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void FinishTrainLocked(JobState state, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void UpdateTrainProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+
+  LeaseSpec BaseSpec(const std::string& job_id, const JobOptions& job_options,
+                     const Problem& problem, LeaseKind kind, int32_t trajectories,
+                     std::string_view purpose, int64_t step) const;
+  int64_t MinWeightVersion() const;
+
+  void DriverLoop();
+};
+
+int64_t Learner::Impl::MinWeightVersion() const {
+  if (sink == nullptr) return 0;  // actors keep the weights they have
+  const int64_t version = Version();
+  if (options.mode == "async") return std::max<int64_t>(0, version + 1 - options.max_policy_lag);
+  return version;
+}
+
+LeaseSpec Learner::Impl::BaseSpec(const std::string& job_id, const JobOptions& job_options,
+                                  const Problem& problem, LeaseKind kind, int32_t trajectories,
+                                  std::string_view purpose, int64_t step) const {
+  LeaseSpec spec;
+  spec.job_id = job_id;
+  spec.kind = kind;
+  spec.problem = problem;
+  spec.num_trajectories = trajectories;
+  spec.search = job_options.search.value_or(options.search);
+  const SamplingConfig sampling = job_options.sampling.value_or(options.sampling);
+  // The seed is a function of what is sampled, not of the order leases are issued in.
+  spec.sampling = sampling.ToParams(DeriveSeed(
+      options.seed, absl::StrCat(job_id, "/", std::string(purpose), "/", step, "/", problem.id)));
+  spec.min_weight_version = MinWeightVersion();
+  spec.purpose = std::string(purpose);
+  spec.step = step;
+  return spec;
+}
+
+absl::Status Learner::Impl::PublishLocked() {
+  if (unpublished_version < 0) return absl::OkStatus();
+  if (sink == nullptr || (reducer != nullptr && reducer->rank() != 0)) {
+    unpublished_version = -1;
+    return absl::OkStatus();
+  }
+  DS_ASSIGN_OR_RETURN(const Dtype dtype, WeightDtype(options.publish_dtype));
+  DS_ASSIGN_OR_RETURN(WeightSet set, ExportWeights(trainer->model(), unpublished_version, dtype));
+  absl::Status status = absl::OkStatus();
+  for (int attempt = 1; attempt <= options.publish_attempts; ++attempt) {
+    status = sink->Publish(set);
+    if (status.ok() || absl::IsAlreadyExists(status)) {
+      unpublished_version = -1;
+      return absl::OkStatus();
+    }
+    log::Warning("learner: publishing weight version {} failed (attempt {} of {}): {}", set.version,
+                 attempt, options.publish_attempts, status.message());
+    absl::SleepFor(absl::Milliseconds(100) * attempt);
+  }
+  return absl::UnavailableError(
+      absl::StrCat("cannot publish weight version ", set.version, ": ", status.message()));
+}
+
+absl::Status Learner::Impl::StartJobsLocked() {
+  for (const Job& job : jobs->Active()) {
+    if (job.kind == JobKind::kSolve) {
+      if (solves.count(job.id) > 0) continue;
+      DS_ASSIGN_OR_RETURN(std::vector<Problem> problems, jobs->Problems(job.id));
+      std::set<std::string> done;
+      for (const ProblemResult& r : job.results) done.insert(r.problem_id);
+      SolveRun run;
+      const int32_t samples = job.options.samples_per_problem > 0 ? job.options.samples_per_problem
+                                                                  : options.solve_samples;
+      for (Problem& p : problems) {
+        if (done.count(p.id) > 0) continue;
+        LeaseSpec spec =
+            BaseSpec(job.id, job.options, p, LeaseKind::kSolve, samples, kPurposeSolve, 0);
+        spec.min_weight_version = 0;  // any weights answer a SOLVE job
+        run.outstanding.insert(leases->Add(std::move(spec)));
+        run.problems.emplace(p.id, std::move(p));
+      }
+      DS_RETURN_IF_ERROR(jobs->Update(job.id,
+                                      [&](Job& j) {
+                                        j.state = JobState::kRunning;
+                                        j.progress.problems_total =
+                                            static_cast<int32_t>(run.problems.size() + done.size());
+                                        j.progress.phase = "solving";
+                                      })
+                             .status());
+      solves.emplace(job.id, std::move(run));
+    } else if (!train.has_value()) {
+      DS_RETURN_IF_ERROR(StartTrainRunLocked(job));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Learner::Impl::StartTrainRunLocked(const Job& job) {
+  DS_ASSIGN_OR_RETURN(std::vector<Problem> problems, jobs->Problems(job.id));
+  TrainRun run;
+  run.job_id = job.id;
+  run.options = job.options;
+  std::vector<std::string> ids;
+  for (Problem& p : problems) {
+    ids.push_back(p.id);
+    run.problems.emplace(p.id, std::move(p));
+  }
+  if (restored_train.has_value() && restored_train->value("job_id", std::string()) == job.id) {
+    const Json r = *restored_train;
+    restored_train.reset();
+    try {
+      DS_ASSIGN_OR_RETURN(TrainProgram program,
+                          TrainProgram::FromJson(r.at("program").get<std::string>(), job.id));
+      program.ReleaseScreening();
+      run.program = std::move(program);
+      for (const Json& id : r.at("solved")) run.solved.insert(id.get<std::string>());
+      run.trajectories = r.at("trajectories").get<int64_t>();
+      run.generated_tokens = r.at("generated_tokens").get<int64_t>();
+      run.last_accuracy = r.at("last_accuracy").get<double>();
+      if (r.contains("collecting")) {
+        Collection c;
+        c.step = r.at("collecting").at("step").get<int64_t>();
+        for (const Json& p : r.at("collecting").at("problems")) {
+          c.problems.push_back(TrainProgram::StepProblem{p.at("id").get<std::string>(),
+                                                         p.at("use_cache").get<bool>()});
+        }
+        run.collecting = std::move(c);
+      }
+    } catch (const Json::exception& e) {
+      return absl::DataLossError(
+          absl::StrCat("checkpoint state of job ", job.id, " does not parse: ", e.what()));
+    }
+  } else {
+    TrainProgramConfig config = options.program;
+    if (!job.options.algorithm.empty()) config.algorithm = job.options.algorithm;
+    if (job.options.max_steps > 0) config.max_steps = job.options.max_steps;
+    absl::StatusOr<TrainProgram> program = TrainProgram::Create(job.id, ids, config);
+    if (!program.ok()) {
+      (void)jobs->Update(job.id, [&](Job& j) {
+        j.state = JobState::kFailed;
+        j.error = std::string(program.status().message());
+      });
+      return absl::OkStatus();
+    }
+    run.program = std::move(*program);
+  }
+  DS_RETURN_IF_ERROR(jobs->Update(job.id,
+                                  [&](Job& j) {
+                                    j.state = JobState::kRunning;
+                                    j.progress.problems_total =
+                                        static_cast<int32_t>(run.problems.size());
+                                  })
+                         .status());
+  train = std::move(run);
+  if (train->collecting.has_value()) {  // a restored step in flight: lease it again
+    Collection c = std::move(*train->collecting);
+    train->collecting.reset();
+    IssueCollectionLocked(std::move(c));
+  }
+  log::Info("learner: training job {} ({} problems, {})", job.id, train->problems.size(),
+            train->program->config().algorithm);
+  return absl::OkStatus();
+}
+
+void Learner::Impl::IssueCollectionLocked(Collection collection) {
+  TrainRun& run = *train;
+  const TrainProgram& program = *run.program;
+  collection.outstanding.clear();
+  collection.trees.clear();
+  for (const TrainProgram::StepProblem& sp : collection.problems) {
+    const Problem& problem = run.problems.at(sp.problem_id);
+    LeaseSpec spec = BaseSpec(run.job_id, run.options, problem, program.training_kind(),
+                              program.config().trajectories, kPurposeTrain, collection.step);
+    spec.use_solution_cache = sp.use_solution_cache;
+    collection.outstanding.insert(leases->Add(std::move(spec)));
+  }
+  run.collecting = std::move(collection);
+}
+
+void Learner::Impl::RouteResultsLocked() {
+  for (CompletedTree& tree : leases->TakeCompleted()) {
+    const std::string& job_id = tree.spec.job_id;
+    const std::string& purpose = tree.spec.purpose;
+    if (purpose == kPurposeSolve) {
+      auto it = solves.find(job_id);
+      if (it == solves.end() || it->second.outstanding.erase(tree.lease_id) == 0) continue;
+      std::vector<ScoredTrajectory> scored;
+      for (const TrajectoryRecord& r : tree.trajectories) {
+        ScoredTrajectory s;
+        s.response_tokens = r.sequence.response_tokens;
+        s.verdict.correct = r.correct;
+        s.verdict.predicted = r.predicted;
+        s.incomplete = r.incomplete;
+        s.response_text = r.response_text;
+        scored.push_back(std::move(s));
+      }
+      ProblemResult result{tree.spec.problem.id, SummarizeSolve(tree.spec.problem, scored)};
+      int64_t tokens = 0;
+      for (const TrajectoryRecord& r : tree.trajectories)
+        tokens += static_cast<int64_t>(r.sequence.response_tokens.size());
+      (void)jobs->Update(job_id, [&](Job& j) {
+        ++j.progress.problems_done;
+        if (result.summary.correct) ++j.progress.problems_solved;
+        j.progress.trajectories += static_cast<int64_t>(tree.trajectories.size());
+        j.progress.generated_tokens += tokens;
+        j.progress.weight_version = Version();
+        j.progress.accuracy =
+            j.progress.problems_total > 0
+                ? static_cast<double>(j.progress.problems_solved) / j.progress.problems_total
+                : 0.0;
+        j.results.push_back(result);
+      });
+      continue;
+    }
+    if (!train.has_value() || train->job_id != job_id) continue;  // a cancelled job's leftovers
+    TrainRun& run = *train;
+    for (const TrajectoryRecord& r : tree.trajectories) {
+      if (r.correct) run.solved.insert(tree.spec.problem.id);
+      ++run.trajectories;
+      if (!r.from_cache)
+        run.generated_tokens += static_cast<int64_t>(r.sequence.response_tokens.size());
+    }
+    if (purpose == kPurposeScreen) {
+      if (run.screening.erase(tree.lease_id) == 0) continue;
+      int32_t correct = 0;
+      for (const TrajectoryRecord& r : tree.trajectories) correct += r.correct ? 1 : 0;
+      run.program->OnScreened(tree.spec.problem.id, static_cast<int32_t>(tree.trajectories.size()),
+                              correct);
+    } else if (purpose == kPurposeTrain && run.collecting.has_value() &&
+               run.collecting->outstanding.erase(tree.lease_id) > 0) {
+      run.collecting->trees.push_back(std::move(tree));
+    }
+  }
+  for (FailedLease& failed : leases->TakeFailed()) {
+    const std::string& job_id = failed.spec.job_id;
+    log::Warning("learner: lease {} of job {} failed for good: {}", failed.lease_id, job_id,
+                 failed.reason);
+    if (failed.spec.purpose == kPurposeSolve) {
+      auto it = solves.find(job_id);
+      if (it == solves.end() || it->second.outstanding.erase(failed.lease_id) == 0) continue;
+      ProblemResult result;
+      result.problem_id = failed.spec.problem.id;
+      result.summary.selection = "none";
+      (void)jobs->Update(job_id, [&](Job& j) {
+        ++j.progress.problems_done;
+        j.results.push_back(result);
+      });
+      continue;
+    }
+    if (!train.has_value() || train->job_id != job_id) continue;
+    TrainRun& run = *train;
+    if (failed.spec.purpose == kPurposeScreen) {
+      if (run.screening.erase(failed.lease_id) > 0)
+        run.program->OnScreeningFailed(failed.spec.problem.id);
+    } else if (run.collecting.has_value() &&
+               run.collecting->outstanding.erase(failed.lease_id) > 0) {
+      ++run.collecting->failed;  // the step trains without this tree
+    }
+  }
+  // Finished solve jobs.
+  for (auto it = solves.begin(); it != solves.end();) {
+    if (!it->second.outstanding.empty()) {
+      ++it;
+      continue;
+    }
+    (void)jobs->Update(it->first, [](Job& j) {
+      if (!IsTerminal(j.state)) j.state = JobState::kSucceeded;
+      j.progress.phase = "done";
+    });
+    it = solves.erase(it);
+  }
+}
+
+void Learner::Impl::UpdateTrainProgressLocked() {
+  TrainRun& run = *train;
+  const TrainProgram& program = *run.program;
+  const int64_t version = Version();
+  const int64_t steps = trainer->step();
+  std::string phase;
+  switch (program.phase()) {
+    case TrainProgram::Phase::kScreening:
+      phase = absl::StrCat("round ", program.round(), ": screening");
+      break;
+    case TrainProgram::Phase::kTraining:
+      phase = absl::StrCat("round ", program.round(), ": training");
+      break;
+    case TrainProgram::Phase::kDone:
+      phase = "done";
+      break;
+  }
+  const int32_t total = static_cast<int32_t>(run.problems.size());
+  const int32_t hard = static_cast<int32_t>(program.hard_subset().size());
+  (void)jobs->Update(run.job_id, [&](Job& j) {
+    j.progress.problems_total = total;
+    j.progress.problems_done =
+        program.rounds().empty() || program.phase() == TrainProgram::Phase::kScreening
+            ? j.progress.problems_done
+            : total - hard;
+    j.progress.problems_solved = static_cast<int32_t>(run.solved.size());
+    j.progress.trajectories = run.trajectories;
+    j.progress.generated_tokens = run.generated_tokens;
+    j.progress.training_steps = steps;
+    j.progress.weight_version = version;
+    j.progress.accuracy = run.last_accuracy;
+    j.progress.phase = phase;
+  });
+}
+
+absl::Status Learner::Impl::AdvanceTrainLocked() {
+  if (!train.has_value()) return absl::OkStatus();
+  TrainRun& run = *train;
+  // A cancelled job stops here; its leases were dropped by Cancel.
+  absl::StatusOr<Job> job = jobs->Get(run.job_id);
+  if (!job.ok() || IsTerminal(job->state)) {
+    train.reset();
+    return absl::OkStatus();
+  }
+  TrainProgram& program = *run.program;
+  const bool async = options.mode == "async";
+
+  // A collection that is complete moves to `ready`.
+  if (run.collecting.has_value() && run.collecting->outstanding.empty() && !run.ready) {
+    Collection c = std::move(*run.collecting);
+    run.collecting.reset();
+    for (const CompletedTree& tree : c.trees) {
+      int32_t fresh = 0, correct = 0;
+      for (const TrajectoryRecord& r : tree.trajectories) {
+        if (r.from_cache) continue;
+        ++fresh;
+        correct += r.correct ? 1 : 0;
+      }
+      program.OnTrainingTree(tree.spec.problem.id, fresh, correct);
+    }
+    run.ready = std::move(c);
+    // async: the program moves on now, so the next step's leases go out while training.
+    if (async) program.StepDone();
+  }
+  if (async && !run.collecting.has_value() && program.phase() == TrainProgram::Phase::kTraining) {
+    std::vector<TrainProgram::StepProblem> next = program.NextStep();
+    if (!next.empty())
+      IssueCollectionLocked(Collection{program.step(), std::move(next), {}, {}, 0});
+  }
+
+  if (run.ready.has_value()) {
+    DS_RETURN_IF_ERROR(TrainReadyLocked());
+    if (!async) program.StepDone();
+    UpdateTrainProgressLocked();
+    const int64_t steps = trainer->step();
+    if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)
+      DS_RETURN_IF_ERROR(CheckpointLocked());
+  }
+
+  switch (program.phase()) {
+    case TrainProgram::Phase::kScreening: {
+      std::vector<std::string> ids = program.TakeScreening();
+      for (const std::string& id : ids) {
+        LeaseSpec spec = BaseSpec(run.job_id, run.options, run.problems.at(id), LeaseKind::kRollout,
+                                  program.config().screen_samples, kPurposeScreen, program.round());
+        run.screening.insert(leases->Add(std::move(spec)));
+      }
+      if (!ids.empty()) UpdateTrainProgressLocked();
+      break;
+    }
+    case TrainProgram::Phase::kTraining:
+      if (!async && !run.collecting.has_value() && !run.ready.has_value()) {
+        std::vector<TrainProgram::StepProblem> next = program.NextStep();
+        if (!next.empty())
+          IssueCollectionLocked(Collection{program.step(), std::move(next), {}, {}, 0});
+        UpdateTrainProgressLocked();
+      }
+      break;
+    case TrainProgram::Phase::kDone:
+      if (!run.collecting.has_value() && !run.ready.has_value()) {
+        UpdateTrainProgressLocked();
+        FinishTrainLocked(JobState::kSucceeded, "");
+      }
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Learner::Impl::TrainReadyLocked() {
+  TrainRun& run = *train;
+  Collection c = std::move(*run.ready);
+  run.ready.reset();
+  const int64_t version = Version();
+  std::vector<TrainSequence> batch;
+  int64_t stale = 0, fresh = 0, correct = 0;
+  for (CompletedTree& tree : c.trees) {
+    int64_t oldest = version;
+    for (const TrajectoryRecord& r : tree.trajectories) {
+      if (!r.from_cache) oldest = std::min(oldest, r.sequence.weight_version);
+    }
+    if (options.mode == "async" && version - oldest > options.max_policy_lag) {
+      ++stale;
+      continue;
+    }
+    for (TrajectoryRecord& r : tree.trajectories) {
+      if (!r.from_cache) {
+        ++fresh;
+        correct += r.correct ? 1 : 0;
+      }
+      batch.push_back(std::move(r.sequence));
+    }
+  }
+  run.last_accuracy = fresh > 0 ? static_cast<double>(correct) / static_cast<double>(fresh) : 0.0;
+  {
+    absl::MutexLock lock(&mu);
+    stats.stale_trees += stale;
+  }
+  if (batch.empty()) {
+    log::Warning("learner: step {} of job {} has no trainable trees ({} failed, {} stale)", c.step,
+                 run.job_id, c.failed, stale);
+    return absl::OkStatus();
+  }
+  DS_ASSIGN_OR_RETURN(const TrainStepStats s, trainer->Step(batch));
+  int64_t new_version = 0;
+  {
+    absl::MutexLock lock(&mu);
+    new_version = ++weight_version;
+    stats.weight_version = new_version;
+    stats.training_steps = trainer->step();
+  }
+  log::Info(
+      "learner: step {} (job {}, version {}): {} trees, {} sequences, {} tokens, loss {:.4f}, "
+      "grad norm {:.3f}, lr {:.2e}, accuracy {:.3f}, {:.1f} s",
+      s.step, run.job_id, new_version, c.trees.size() - static_cast<size_t>(stale), s.sequences,
+      s.tokens, s.loss, s.grad_norm, s.lr, run.last_accuracy, s.seconds);
+  unpublished_version = new_version;
+  return PublishLocked();
+}
+
+void Learner::Impl::FinishTrainLocked(JobState state, const std::string& error) {
+  const std::string job_id = train->job_id;
+  absl::Status checkpoint = CheckpointLocked();
+  if (!checkpoint.ok()) log::Error("learner: checkpoint failed: {}", checkpoint.message());
+  (void)jobs->Update(job_id, [&](Job& j) {
+    if (!IsTerminal(j.state)) j.state = state;
+    j.error = error;
+  });
+  log::Info("learner: job {} finished: {}", job_id, JobStateName(state));
+  train.reset();
+}
+
+absl::Status Learner::Impl::CheckpointLocked() {
+  const int64_t steps = trainer->step();
+  const fs::path root(CheckpointsDir(options.state_dir));
+  const fs::path target = root / CheckpointName(steps);
+  const fs::path temp = root / absl::StrCat(".", CheckpointName(steps), ".tmp");
+  std::error_code error;
+  fs::remove_all(temp, error);
+  fs::create_directories(temp, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
+  }
+  const fs::path model_dir = temp / "model";
+  DS_RETURN_IF_ERROR(trainer->Save(model_dir.string()));
+  DS_RETURN_IF_ERROR(WriteFileAtomically((model_dir / "config.json").string(),
+                                         trainer->model().config().ToJson()));
+  DS_RETURN_IF_ERROR(
+      WriteFileAtomically((model_dir / "generation_config.json").string(), generation.ToJson()));
+  DS_RETURN_IF_ERROR(WriteFileAtomically((model_dir / "tokenizer.json").string(), tokenizer_json));
+
+  Json state;
+  state["format"] = kLearnerStateFormat;
+  state["weight_version"] = Version();
+  state["training_steps"] = steps;
+  if (train.has_value()) {
+    const TrainRun& run = *train;
+    Json t;
+    t["job_id"] = run.job_id;
+    t["program"] = run.program->ToJson();
+    t["solved"] = std::vector<std::string>(run.solved.begin(), run.solved.end());
+    t["trajectories"] = run.trajectories;
+    t["generated_tokens"] = run.generated_tokens;
+    t["last_accuracy"] = run.last_accuracy;
+    if (run.collecting.has_value()) {
+      Json problems = Json::array();
+      for (const TrainProgram::StepProblem& p : run.collecting->problems)
+        problems.push_back({{"id", p.problem_id}, {"use_cache", p.use_solution_cache}});
+      t["collecting"] = {{"step", run.collecting->step}, {"problems", problems}};
+    }
+    state["train"] = t;
+  }
+  DS_RETURN_IF_ERROR(
+      WriteFileAtomically((temp / kLearnerStateFile).string(), state.dump(2) + "\n"));
+  DS_RETURN_IF_ERROR(ReplaceDirectory(temp.string(), target.string()));
+  DS_RETURN_IF_ERROR(
+      WriteFileAtomically((root / kLatestFile).string(), target.filename().string() + "\n"));
+  {
+    absl::MutexLock lock(&mu);
+    ++stats.checkpoints;
+  }
+  // Keep the newest keep_checkpoints.
+  std::vector<std::string> names;
+  for (const fs::directory_entry& e : fs::directory_iterator(root, error)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step-", 0) == 0) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  const size_t keep = static_cast<size_t>(std::max(1, options.keep_checkpoints));
+  for (size_t i = 0; i + keep < names.size(); ++i) {
+    if (names[i] == target.filename().string()) continue;
+    fs::remove_all(root / names[i], error);
+  }
+  log::Info("learner: checkpoint {} (version {})", target.string(), Version());
+  return absl::OkStatus();
+}
+
+absl::Status Learner::Impl::PollLocked() {
+  // A version that could not be published holds everything back: actors in sync mode would
+  // wait for it forever.
+  DS_RETURN_IF_ERROR(PublishLocked());
+  DS_RETURN_IF_ERROR(StartJobsLocked());
+  RouteResultsLocked();
+  DS_RETURN_IF_ERROR(AdvanceTrainLocked());
+  {
+    absl::MutexLock lock(&mu);
+    stats.leases = leases->counts();
+  }
+  return absl::OkStatus();
+}
+
+void Learner::Impl::DriverLoop() {
+  absl::Time last_error = absl::InfinitePast();
+  while (true) {
+    {
+      absl::MutexLock lock(&mu);
+      if (!changed && !stop) wake.WaitWithTimeout(&mu, absl::Milliseconds(100));
+      if (stop) return;
+      changed = false;
+    }
+    absl::Status status;
+    {
+      absl::MutexLock lock(&drive_mu);
+      status = PollLocked();
+    }
+    if (!status.ok() && absl::Now() - last_error > absl::Seconds(10)) {
+      log::Error("learner: {}", status.message());
+      last_error = absl::Now();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Learner::Learner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Learner::~Learner() {
+  if (!impl_->shut_down) {
+    absl::Status s = Shutdown();
+    if (!s.ok()) log::Error("learner: shutdown: {}", s.message());
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options, WeightSink* sink,
+                                                         GradientReducer* reducer) {
+  auto impl = std::make_unique<Impl>();
+  impl->sink = sink;
+  impl->reducer = reducer;
+  std::error_code error;
+  fs::create_directories(CheckpointsDir(options.state_dir), error);
+  if (error) {
+    return absl::InternalError(absl::StrCat("cannot create the state directory ", options.state_dir,
+                                            ": ", error.message()));
+  }
+  DS_ASSIGN_OR_RETURN(impl->jobs, JobStore::Open((fs::path(options.state_dir) / "jobs").string()));
+  for (const std::string& e : impl->jobs->load_errors()) log::Warning("learner: {}", e);
+  impl->leases = std::make_unique<LeaseManager>(LeaseManagerOptions{
+      .lease_duration = options.lease_duration, .max_attempts = options.max_attempts});
+
+  const std::string checkpoint = LatestCheckpoint(options.state_dir);
+  const std::string model_dir =
+      checkpoint.empty() ? options.model : (fs::path(checkpoint) / "model").string();
+  if (model_dir.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no checkpoint in ", options.state_dir,
+                                                   " and no model directory (learner.model)"));
+  }
+  DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
+  DS_ASSIGN_OR_RETURN(impl->tokenizer_json,
+                      ReadFileToString((fs::path(model_dir) / "tokenizer.json").string()));
+  impl->generation = loaded.generation;
+  TrainerConfig train_config = options.train;
+  train_config.decoupled = options.mode == "async";
+  train_config.reducer = reducer;
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                      Trainer::Create(std::move(loaded.model), train_config));
+  int64_t version = 1;  // the initial weights
+  if (!checkpoint.empty()) {
+    DS_RETURN_IF_ERROR(trainer->Load(model_dir));
+    DS_ASSIGN_OR_RETURN(const std::string text,
+                        ReadFileToString((fs::path(checkpoint) / kLearnerStateFile).string()));
+    Json state = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    const std::string where = (fs::path(checkpoint) / kLearnerStateFile).string();
+    if (state.is_discarded() || !state.is_object() || !state.contains("weight_version")) {
+      return absl::DataLossError(absl::StrCat(where, ": not a learner state"));
+    }
+    try {
+      if (state.at("format").get<int>() != kLearnerStateFormat)
+        return absl::DataLossError(absl::StrCat(where, ": unknown format"));
+      version = state.at("weight_version").get<int64_t>();
+      if (state.contains("train")) {
+        absl::MutexLock lock(&impl->drive_mu);
+        impl->restored_train = state.at("train");
+      }
+    } catch (const Json::exception& e) {
+      return absl::DataLossError(absl::StrCat(where, ": ", e.what()));
+    }
+    log::Info("learner: resumed from {} (step {}, weight version {})", checkpoint, trainer->step(),
+              version);
+  }
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->weight_version = version;
+    impl->stats.weight_version = version;
+    impl->stats.training_steps = trainer->step();
+  }
+  impl->options = std::move(options);
+  {
+    absl::MutexLock lock(&impl->drive_mu);
+    impl->trainer = std::move(trainer);
+    impl->unpublished_version = version;
+    DS_RETURN_IF_ERROR(impl->PublishLocked());
+  }
+  return std::unique_ptr<Learner>(new Learner(std::move(impl)));
+}
+
+void Learner::Start() {
+  if (impl_->driver.joinable()) return;
+  impl_->driver = std::thread([this] { impl_->DriverLoop(); });
+}
+
+absl::Status Learner::Shutdown() {
+  if (impl_->shut_down) return absl::OkStatus();
+  impl_->shut_down = true;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->stop = true;
+    impl_->wake.Signal();
+  }
+  if (impl_->driver.joinable()) impl_->driver.join();
+  absl::MutexLock lock(&impl_->drive_mu);
+  if (!impl_->train.has_value()) return absl::OkStatus();
+  return impl_->CheckpointLocked();
+}
+
+LeaseWorkResult Learner::LeaseWork(const std::string& actor_id, int32_t max_leases,
+                                   absl::Time now) {
+  LeaseWorkResult result;
+  result.leases = impl_->leases->Issue(actor_id, std::max(0, max_leases), now);
+  result.latest_weight_version = impl_->Version();
+  result.retry_after = impl_->options.retry_after;
+  return result;
+}
+
+std::vector<LeaseRenewal> Learner::Renew(const std::string& actor_id,
+                                         const std::vector<std::string>& lease_ids,
+                                         absl::Time now) {
+  return impl_->leases->Renew(actor_id, lease_ids, now);
+}
+
+std::vector<IngestResult> Learner::Ingest(IngestRequest request) {
+  std::vector<int64_t> tokens;
+  tokens.reserve(request.trajectories.size());
+  for (const TrajectoryRecord& r : request.trajectories) {
+    tokens.push_back(r.from_cache ? 0 : static_cast<int64_t>(r.sequence.response_tokens.size()));
+  }
+  std::vector<IngestResult> results = impl_->leases->Ingest(std::move(request.trajectories));
+  for (const std::string& id : request.completed_lease_ids)
+    impl_->leases->Complete(request.actor_id, id);
+  for (const auto& [id, reason] : request.failed_leases)
+    impl_->leases->Fail(request.actor_id, id, reason);
+  {
+    absl::MutexLock lock(&impl_->mu);
+    for (size_t i = 0; i < results.size(); ++i) {
+      switch (results[i].outcome) {
+        case IngestOutcome::kAccepted:
+          ++impl_->stats.trajectories;
+          impl_->stats.generated_tokens += tokens[i];
+          break;
+        case IngestOutcome::kDuplicate:
+          ++impl_->stats.duplicates;
+          break;
+        case IngestOutcome::kRejected:
+          ++impl_->stats.rejected;
+          break;
+      }
+    }
+  }
+  impl_->Wake();
+  return results;
+}
+
+absl::StatusOr<Job> Learner::Submit(JobKind kind, std::string name, std::vector<Problem> problems,
+                                    JobOptions options, std::string client_request_id) {
+  if (kind == JobKind::kTrain && !options.algorithm.empty() && options.algorithm != "deepsearch" &&
+      options.algorithm != "grpo") {
+    return absl::InvalidArgumentError(absl::StrCat("options.algorithm: unknown algorithm '",
+                                                   options.algorithm, "' (deepsearch or grpo)"));
+  }
+  if (options.samples_per_problem < 0 || options.max_steps < 0) {
+    return absl::InvalidArgumentError(
+        "options.samples_per_problem and options.max_steps must not be negative");
+  }
+  for (const Problem& p : problems) {
+    if (p.id.empty()) return absl::InvalidArgumentError("a problem has no id");
+  }
+  DS_ASSIGN_OR_RETURN(
+      Job job, impl_->jobs->Submit(kind, std::move(name), std::move(problems), std::move(options),
+                                   std::move(client_request_id)));
+  impl_->Wake();
+  return job;
+}
+
+absl::StatusOr<Job> Learner::Cancel(const std::string& job_id) {
+  DS_ASSIGN_OR_RETURN(Job job, impl_->jobs->Cancel(job_id));
+  const int64_t dropped = impl_->leases->CancelJob(job_id);
+  log::Info("learner: job {} cancelled ({} leases dropped)", job_id, dropped);
+  impl_->Wake();
+  return job;
+}
+
+JobStore& Learner::jobs() { return *impl_->jobs; }
+
+absl::Status Learner::Poll() {
+  absl::MutexLock lock(&impl_->drive_mu);
+  return impl_->PollLocked();
+}
+
+absl::Status Learner::Checkpoint() {
+  absl::MutexLock lock(&impl_->drive_mu);
+  return impl_->CheckpointLocked();
+}
+
+int64_t Learner::weight_version() const { return impl_->Version(); }
+
+LearnerStats Learner::stats() const {
+  LearnerStats s;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    s = impl_->stats;
+  }
+  s.leases = impl_->leases->counts();
+  return s;
+}
+
+const LearnerOptions& Learner::options() const { return impl_->options; }
+
+absl::StatusOr<WeightSet> Learner::CurrentWeights() const {
+  absl::MutexLock lock(&impl_->drive_mu);
+  return ExportWeights(impl_->trainer->model(), impl_->Version(), Dtype::kF32);
+}
+
+}  // namespace deepsearch

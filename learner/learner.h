@@ -1,0 +1,153 @@
+// The learner: owns the training state and turns leased work into training steps
+// (ARCHITECTURE §3-§4, DEEPSEARCH_SPEC §1.2 and §2).
+//
+//   Learner::Create(options, sink)      loads the latest checkpoint of state_dir, or the
+//                                       initial model; publishes the current weights
+//   learner->Start()                    the driver thread
+//   LeaseWork / Renew / Ingest          what actors call (through learner_service.cc)
+//   Submit / Cancel / jobs()            what clients call (through problem_service.cc)
+//   learner->Shutdown()                 stops the driver, writes a final checkpoint
+//
+// The driver runs one TRAIN job at a time (the oldest; the others wait as PENDING) and any
+// number of SOLVE jobs beside it:
+//   screening  one ROLLOUT lease of screen_samples samples per problem of the job's current
+//              set (TrainProgram);
+//   training   a step's problems as SEARCH leases (ROLLOUT for grpo), replay-buffer problems
+//              with use_solution_cache; when every tree of the step is in (failed leases
+//              drop out of the step), the trainer takes one Tree-GRPO step on the trees'
+//              trajectories, the weight version is bumped and the new weights go to the sink;
+//   solving    one SOLVE lease per problem; the job's result per problem is chosen from the
+//              tree's trajectories (verified answer, else majority).
+//
+// Modes. sync (the paper): a step's leases require the current weight version
+// (min_weight_version), and the next step is leased only after the update. async: the next
+// step is leased as soon as the current step's trees are in, so actors search while the
+// learner trains; leases accept weights up to max_policy_lag versions old, trees older than
+// that when they reach the trainer are dropped, and the loss is decoupled PPO (behaviour
+// log-probs weight each token, the proximal policy anchors the clip).
+//
+// Checkpoints (every checkpoint_every steps, at the end of a job, and on Shutdown) hold the
+// trainer (model, AdamW moments, counters), the weight version, the train job's program
+// (round, hard subset, replay buffer, shuffle position) and the learner's own counters;
+// jobs live in state_dir/jobs (JobStore) and are durable on their own. A checkpoint
+// directory is written under a temporary name, synced and renamed, then `LATEST` is
+// replaced atomically: a crash leaves the previous checkpoint whole. Trajectories in flight
+// are not checkpointed: after a restart the unfinished step is leased again.
+//
+// Ingestion: an ack means the trajectories are held by the lease manager, in memory; a
+// learner crash loses the step in progress, which is collected again after restart.
+//
+// Thread-safe: the gRPC adapters call in from many threads; training runs on the driver.
+// Torch stays out of this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "common/weights/weight_set.h"
+#include "learner/job_store.h"
+#include "learner/learner_options.h"
+#include "learner/lease_manager.h"
+
+namespace deepsearch {
+
+class GradientReducer;
+
+// Where new weight versions go (the cache service's PublishWeights, in production).
+class WeightSink {
+ public:
+  virtual ~WeightSink() = default;
+  // Blocks until the version is stored. AlreadyExists for a version published before (a
+  // restart republishing) counts as success to the learner.
+  virtual absl::Status Publish(const WeightSet& weights) = 0;
+};
+
+struct LeaseWorkResult {
+  std::vector<IssuedLease> leases;
+  int64_t latest_weight_version = 0;
+  absl::Duration retry_after;  // when `leases` is empty
+};
+
+// One delivery from an actor (a TrajectoryBatch, converted).
+struct IngestRequest {
+  std::string actor_id;
+  std::vector<TrajectoryRecord> trajectories;
+  std::vector<std::string> completed_lease_ids;
+  std::vector<std::pair<std::string, std::string>> failed_leases;  // lease id, reason
+};
+
+struct LearnerStats {
+  int64_t weight_version = 0;
+  int64_t training_steps = 0;  // trainer steps taken
+  int64_t trajectories = 0;    // ingested (accepted)
+  int64_t duplicates = 0;
+  int64_t rejected = 0;
+  int64_t stale_trees = 0;  // dropped by max_policy_lag
+  int64_t generated_tokens = 0;
+  int64_t checkpoints = 0;
+  LeaseCounts leases;
+};
+
+class Learner {
+ public:
+  // Opens state_dir (jobs, checkpoints), loads the latest checkpoint or options.model, and
+  // publishes the current weights to `sink` (may be null: nothing is published). `reducer`
+  // (may be null) makes training data parallel; only rank 0 serves and publishes.
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(LearnerOptions options, WeightSink* sink,
+                                                         GradientReducer* reducer = nullptr);
+  ~Learner();
+  Learner(const Learner&) = delete;
+  Learner& operator=(const Learner&) = delete;
+
+  // Starts the driver thread.
+  void Start();
+  // Stops the driver (a training step in progress finishes), then checkpoints the train job
+  // between steps. Idempotent.
+  absl::Status Shutdown();
+
+  // Actors.
+  LeaseWorkResult LeaseWork(const std::string& actor_id, int32_t max_leases, absl::Time now);
+  std::vector<LeaseRenewal> Renew(const std::string& actor_id,
+                                  const std::vector<std::string>& lease_ids, absl::Time now);
+  std::vector<IngestResult> Ingest(IngestRequest request);
+
+  // Clients.
+  absl::StatusOr<Job> Submit(JobKind kind, std::string name, std::vector<Problem> problems,
+                             JobOptions options, std::string client_request_id);
+  absl::StatusOr<Job> Cancel(const std::string& job_id);
+  JobStore& jobs();
+
+  // Runs the driver's work once without waiting (for tests driving the learner by hand):
+  // issues what is due, takes completed trees, trains a step that is complete.
+  absl::Status Poll();
+  // Writes a checkpoint now (between steps). For tests and the final checkpoint.
+  absl::Status Checkpoint();
+
+  int64_t weight_version() const;
+  LearnerStats stats() const;
+  const LearnerOptions& options() const;
+  // The trainer's model as a weight set (float32), e.g. to compare runs in tests.
+  absl::StatusOr<WeightSet> CurrentWeights() const;
+
+ private:
+  struct Impl;
+  explicit Learner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The newest complete checkpoint under state_dir ("" when none).
+std::string LatestCheckpoint(const std::string& state_dir);
+
+// Writes the checkpoint's model as a Hugging Face model directory in `dtype` ("float32",
+// "bfloat16", "float16"). Errors name the checkpoint file that is missing or bad.
+absl::Status ExportCheckpoint(const std::string& checkpoint_dir, const std::string& out_dir,
+                              const std::string& dtype);
+
+}  // namespace deepsearch

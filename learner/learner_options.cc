@@ -1,0 +1,40 @@
+#include "learner/learner_options.h"
+
+namespace deepsearch {
+
+void LearnerOptions::Bind(ConfigBinder& b) {
+  b.Field("state_dir", state_dir, "Directory of the learner's durable state: jobs, checkpoints")
+      .NonEmpty();
+  b.Field("model", model, "Model directory training starts from when there is no checkpoint");
+  b.Field("listen_address", listen_address, "host:port the learner serves on").NonEmpty();
+  b.Field("cache_address", cache_address,
+          "host:port of the cache service new weights are published to (empty: none)");
+  b.Field("mode", mode, "sync (the paper: every step on the newest weights) or async");
+  b.Require(mode == "sync" || mode == "async", "mode", "must be sync or async");
+  b.Field("max_policy_lag", max_policy_lag,
+          "async: trees generated more than this many versions ago are dropped")
+      .Range(1, 1000);
+  b.Field("lease_duration", lease_duration, "Lease deadline; actors renew before it passes")
+      .Positive();
+  b.Field("max_attempts", max_attempts, "Issues of a lease before it counts as failed")
+      .Range(1, 100);
+  b.Field("retry_after", retry_after, "Told to actors asking for work when there is none")
+      .Positive();
+  b.Field("checkpoint_every", checkpoint_every,
+          "Training steps between checkpoints (0: at the end of a job and on shutdown only)")
+      .Min(0);
+  b.Field("keep_checkpoints", keep_checkpoints, "Checkpoints kept on disk").Range(1, 1000);
+  b.Field("publish_dtype", publish_dtype, "dtype of published weights");
+  b.Require(publish_dtype == "float32" || publish_dtype == "bfloat16" || publish_dtype == "float16",
+            "publish_dtype", "must be float32, bfloat16 or float16");
+  b.Field("solve_samples", solve_samples, "SOLVE jobs: trajectories per problem by default")
+      .Range(1, 4096);
+  b.Field("publish_attempts", publish_attempts, "Tries to publish a version before giving up")
+      .Range(1, 1000);
+  b.Field("publish_timeout", publish_timeout, "Deadline of one PublishWeights call").Positive();
+  b.Field("seed", seed, "Seed of the leases' sampling");
+  b.Section("program", program, "TRAIN jobs: hard-subset screening, rounds and replay");
+  b.Section("train", train, "The Tree-GRPO update: AdamW, batching, the loss");
+}
+
+}  // namespace deepsearch

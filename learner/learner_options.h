@@ -1,0 +1,43 @@
+// The learner process's settings (the `learner` section of the config file). Torch- and
+// gRPC-free, so the configuration builds everywhere; learner/learner.h runs them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+#include "actor/search_params.h"
+#include "common/core/config.h"
+#include "learner/train_program.h"
+#include "learner/trainer_config.h"
+
+namespace deepsearch {
+
+// The `learner` section of the config file.
+struct LearnerOptions {
+  std::string state_dir = "deepsearch-state";
+  std::string model;  // the model directory training starts from (no checkpoint yet)
+  std::string listen_address = "127.0.0.1:50051";
+  std::string cache_address;  // host:port of the cache service; empty: weights not published
+  std::string mode = "sync";  // or "async"
+  int32_t max_policy_lag = 1;
+  absl::Duration lease_duration = absl::Seconds(120);
+  int32_t max_attempts = 3;
+  absl::Duration retry_after = absl::Milliseconds(200);  // told to actors when idle
+  int32_t checkpoint_every = 10;                         // training steps; 0: only at job end
+  int32_t keep_checkpoints = 2;
+  std::string publish_dtype = "bfloat16";  // of published weights: float32, bfloat16, float16
+  int32_t solve_samples = 8;               // SOLVE jobs: trajectories per problem by default
+  int32_t publish_attempts = 5;            // tries per weight version before the job fails
+  absl::Duration publish_timeout = absl::Minutes(5);  // one PublishWeights call
+  TrainProgramConfig program;                         // defaults of TRAIN jobs
+  TrainerConfig train;
+  SearchParams search;      // of leases, unless a job overrides
+  SamplingConfig sampling;  // of leases, unless a job overrides
+  uint64_t seed = 0;        // seeds of the leases' sampling
+
+  void Bind(ConfigBinder& b);
+};
+
+}  // namespace deepsearch

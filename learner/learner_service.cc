@@ -1,0 +1,193 @@
+#include "learner/learner_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+
+#include "actor/actor_convert.h"
+#include "common/rpc/status_conversion.h"
+#include "learner/learner_convert.h"
+
+namespace deepsearch {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+grpc::Status Invalid(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+}  // namespace
+
+// --- LearnerService ------------------------------------------------------------------------
+
+grpc::Status LearnerServiceImpl::LeaseWork(grpc::ServerContext* context,
+                                           const v1::LeaseWorkRequest* request,
+                                           v1::LeaseWorkResponse* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (request->actor_id().empty()) return Invalid("actor_id is empty");
+  if (request->max_leases() < 1 || request->max_leases() > 100000) {
+    return Invalid(absl::StrCat("max_leases must be in [1, 100000]; got ", request->max_leases()));
+  }
+  LeaseWorkResult result =
+      learner_->LeaseWork(request->actor_id(), request->max_leases(), absl::Now());
+  for (const IssuedLease& lease : result.leases) *response->add_leases() = LeaseToProto(lease);
+  response->set_latest_weight_version(result.latest_weight_version);
+  if (result.leases.empty()) {
+    *response->mutable_retry_after() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(result.retry_after));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::RenewLease(grpc::ServerContext* context,
+                                            const v1::RenewLeaseRequest* request,
+                                            v1::RenewLeaseResponse* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (request->actor_id().empty()) return Invalid("actor_id is empty");
+  const std::vector<std::string> ids(request->lease_ids().begin(), request->lease_ids().end());
+  for (const LeaseRenewal& r : learner_->Renew(request->actor_id(), ids, absl::Now())) {
+    v1::LeaseRenewal* p = response->add_renewals();
+    p->set_lease_id(r.lease_id);
+    p->set_renewed(r.renewed);
+    if (r.renewed)
+      *p->mutable_deadline() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(r.deadline));
+    p->set_reason(r.reason);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LearnerServiceImpl::StreamTrajectories(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::TrajectoryAck, v1::TrajectoryBatch>* stream) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  v1::TrajectoryBatch batch;
+  while (stream->Read(&batch)) {
+    if (batch.actor_id().empty()) return Invalid("TrajectoryBatch.actor_id is empty");
+    v1::TrajectoryAck ack;
+    ack.set_sequence(batch.sequence());
+    IngestRequest request;
+    request.actor_id = batch.actor_id();
+    std::vector<std::string> ids;  // of the well-formed trajectories, in order
+    for (const v1::Trajectory& t : batch.trajectories()) {
+      absl::StatusOr<TrajectoryRecord> record = TrajectoryFromProto(t);
+      if (!record.ok()) {
+        v1::TrajectoryRejection* r = ack.add_rejections();
+        r->set_trajectory_id(t.trajectory_id());
+        r->set_reason(std::string(record.status().message()));
+        continue;
+      }
+      ids.push_back(record->trajectory_id);
+      request.trajectories.push_back(std::move(*record));
+    }
+    request.completed_lease_ids.assign(batch.completed_lease_ids().begin(),
+                                       batch.completed_lease_ids().end());
+    for (const v1::LeaseFailure& f : batch.failed_leases())
+      request.failed_leases.emplace_back(f.lease_id(), f.reason());
+    const std::vector<IngestResult> results = learner_->Ingest(std::move(request));
+    int32_t accepted = 0, duplicates = 0;
+    for (size_t i = 0; i < results.size(); ++i) {
+      switch (results[i].outcome) {
+        case IngestOutcome::kAccepted:
+          ++accepted;
+          break;
+        case IngestOutcome::kDuplicate:
+          ++duplicates;
+          break;
+        case IngestOutcome::kRejected: {
+          v1::TrajectoryRejection* r = ack.add_rejections();
+          r->set_trajectory_id(ids[i]);
+          r->set_reason(results[i].reason);
+          break;
+        }
+      }
+    }
+    ack.set_accepted(accepted);
+    ack.set_duplicates(duplicates);
+    if (!stream->Write(ack)) break;
+  }
+  return grpc::Status::OK;
+}
+
+// --- ProblemService ------------------------------------------------------------------------
+
+grpc::Status ProblemServiceImpl::SubmitProblemSet(grpc::ServerContext* context,
+                                                  const v1::SubmitProblemSetRequest* request,
+                                                  v1::Job* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  absl::StatusOr<JobKind> kind = JobKindFromProto(request->kind());
+  if (!kind.ok()) return rpc::ToGrpcStatus(kind.status());
+  absl::StatusOr<JobOptions> options = JobOptionsFromProto(request->options());
+  if (!options.ok()) return rpc::ToGrpcStatus(options.status());
+  std::vector<Problem> problems;
+  problems.reserve(static_cast<size_t>(request->problems_size()));
+  for (const v1::Problem& p : request->problems()) problems.push_back(ProblemFromProto(p));
+  absl::StatusOr<Job> job = learner_->Submit(*kind, request->name(), std::move(problems),
+                                             std::move(*options), request->client_request_id());
+  if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+  *response = JobToProto(*job, /*include_results=*/false);
+  return grpc::Status::OK;
+}
+
+grpc::Status ProblemServiceImpl::GetJob(grpc::ServerContext* context,
+                                        const v1::GetJobRequest* request, v1::Job* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (request->include_trajectories()) {
+    return Invalid(
+        "include_trajectories: the learner keeps each problem's summary, not its trajectories");
+  }
+  absl::StatusOr<Job> job = learner_->jobs().Get(request->job_id());
+  if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+  *response = JobToProto(*job, request->include_results());
+  return grpc::Status::OK;
+}
+
+grpc::Status ProblemServiceImpl::ListJobs(grpc::ServerContext* context,
+                                          const v1::ListJobsRequest* request,
+                                          v1::ListJobsResponse* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (request->page_size() < 0 || request->page_size() > 1000)
+    return Invalid(absl::StrCat("page_size must be in [0, 1000]; got ", request->page_size()));
+  absl::StatusOr<std::optional<JobState>> filter = JobStateFilterFromProto(request->state_filter());
+  if (!filter.ok()) return rpc::ToGrpcStatus(filter.status());
+  absl::StatusOr<JobListPage> page =
+      learner_->jobs().List(request->page_size(), request->page_token(), *filter);
+  if (!page.ok()) return rpc::ToGrpcStatus(page.status());
+  for (const Job& job : page->jobs) *response->add_jobs() = JobToProto(job, false);
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status ProblemServiceImpl::CancelJob(grpc::ServerContext* context,
+                                           const v1::CancelJobRequest* request, v1::Job* response) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  absl::StatusOr<Job> job = learner_->Cancel(request->job_id());
+  if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+  *response = JobToProto(*job, false);
+  return grpc::Status::OK;
+}
+
+grpc::Status ProblemServiceImpl::WatchJob(grpc::ServerContext* context,
+                                          const v1::WatchJobRequest* request,
+                                          grpc::ServerWriter<v1::JobEvent>* writer) {
+  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  absl::StatusOr<Job> job = learner_->jobs().Get(request->job_id());
+  if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+  while (true) {
+    v1::JobEvent event;
+    *event.mutable_job() = JobToProto(*job, false);
+    if (!writer->Write(event)) return grpc::Status::OK;  // the client went away
+    if (IsTerminal(job->state)) return grpc::Status::OK;
+    // Wake at least every half second to notice a cancelled call or a shutdown.
+    const int64_t seen = job->version;
+    while (!context->IsCancelled()) {
+      job = learner_->jobs().WaitForChange(request->job_id(), seen,
+                                           absl::Now() + absl::Milliseconds(500));
+      if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+      if (job->version != seen) break;
+    }
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  }
+}
+
+}  // namespace deepsearch

@@ -1,0 +1,57 @@
+// The gRPC adapters of the learner: LearnerService (actors lease work and stream
+// trajectories) and ProblemService (clients submit and follow jobs). They check the bearer
+// token, translate messages (learner_convert.h) and call the Learner; no algorithm lives
+// here. Malformed input is answered with INVALID_ARGUMENT naming the field (a malformed
+// trajectory is rejected in the ack, the rest of its batch is ingested); nothing a client
+// sends can crash the server.
+#pragma once
+
+#include "deepsearch/v1/learner_service.grpc.pb.h"
+#include "deepsearch/v1/problem_service.grpc.pb.h"
+
+#include "common/rpc/server.h"
+#include "learner/learner.h"
+
+namespace deepsearch {
+
+class LearnerServiceImpl final : public v1::LearnerService::Service {
+ public:
+  LearnerServiceImpl(Learner* learner, rpc::ServerAuth auth)
+      : learner_(learner), auth_(std::move(auth)) {}
+
+  grpc::Status LeaseWork(grpc::ServerContext* context, const v1::LeaseWorkRequest* request,
+                         v1::LeaseWorkResponse* response) override;
+  grpc::Status RenewLease(grpc::ServerContext* context, const v1::RenewLeaseRequest* request,
+                          v1::RenewLeaseResponse* response) override;
+  grpc::Status StreamTrajectories(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::TrajectoryAck, v1::TrajectoryBatch>* stream) override;
+
+ private:
+  Learner* learner_;
+  rpc::ServerAuth auth_;
+};
+
+class ProblemServiceImpl final : public v1::ProblemService::Service {
+ public:
+  ProblemServiceImpl(Learner* learner, rpc::ServerAuth auth)
+      : learner_(learner), auth_(std::move(auth)) {}
+
+  grpc::Status SubmitProblemSet(grpc::ServerContext* context,
+                                const v1::SubmitProblemSetRequest* request,
+                                v1::Job* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
+                      v1::Job* response) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override;
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+                         v1::Job* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context, const v1::WatchJobRequest* request,
+                        grpc::ServerWriter<v1::JobEvent>* writer) override;
+
+ private:
+  Learner* learner_;
+  rpc::ServerAuth auth_;
+};
+
+}  // namespace deepsearch
