@@ -1,7 +1,6 @@
 #include "learner/sft.h"
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <utility>
@@ -10,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
+#include "common/core/files.h"
 #include "common/core/logging.h"
 #include "common/core/progress.h"
 #include "common/core/rng.h"
@@ -20,14 +20,6 @@
 
 namespace deepsearch {
 namespace {
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Draws n problems from `rng`, skipping those in `exclude` and, when `distinct`, repeats.
 // Gives up (naming the task) when the family keeps producing problems it must skip: its
@@ -131,7 +123,7 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   }
   DS_ASSIGN_OR_RETURN(const PromptFormat format, PromptFormat::Parse(config.prompt_template));
   DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
-  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json, ReadText(model_dir + "/tokenizer.json"));
+  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json, ReadFileToString(model_dir + "/tokenizer.json"));
   const Tokenizer& tokenizer = *loaded.tokenizer;
   const std::vector<int32_t> eos_ids = loaded.generation.eos_token_ids;
   if (eos_ids.empty())

@@ -4,9 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 
 #include <unistd.h>
@@ -16,11 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "common/core/files.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/model/checkpoint_files.h"
 #include "common/model/safetensors.h"
-#include "common/model/safetensors_internal.h"
 #include "common/model/weight_export.h"
 
 namespace deepsearch {
@@ -679,8 +677,7 @@ absl::Status Trainer::Save(const std::string& dir) const {
   state["optimizer_steps"] = m.optimizer_steps;
   state["config"] = ConfigJson(m.config);
   const std::string text = state.dump(2) + "\n";
-  DS_RETURN_IF_ERROR(
-      safetensors_internal::WriteFileAtomically((temp / kStateFile).string(), {text}));
+  DS_RETURN_IF_ERROR(WriteFileAtomically((temp / kStateFile).string(), text));
 
   // Swap into place: the previous checkpoint (if any) moves aside, the new one takes its name.
   const fs::path old = fs::path(target.string() + ".old." + std::to_string(::getpid()));
@@ -705,12 +702,8 @@ absl::Status Trainer::Load(const std::string& dir) {
 
   // trainer_state.json
   const fs::path state_path = root / kStateFile;
-  std::ifstream in(state_path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(state_path.string(), ": cannot open"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  const nlohmann::json state =
-      nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  DS_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(state_path.string()));
+  const nlohmann::json state = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   int64_t step = 0, optimizer_steps = 0;
   for (auto [key, out] : {std::pair<const char*, int64_t*>{"step", &step},
                           std::pair<const char*, int64_t*>{"optimizer_steps", &optimizer_steps}}) {
