@@ -24,6 +24,8 @@ void AddGradeCommand(CLI::App& app, int& exit_code);
 void AddSolveCommand(CLI::App& app, int& exit_code);
 // `export`: a learner checkpoint as a Hugging Face model directory.
 void AddExportCommand(CLI::App& app, int& exit_code);
+// `sft`: the supervised warm start on a task family's worked solutions.
+void AddSftCommand(CLI::App& app, int& exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
 // `actor`: the search actor process.
 void AddActorCommand(CLI::App& app, int& exit_code);

@@ -32,6 +32,7 @@ int Main(int argc, char** argv) {
   cli::AddGradeCommand(app, exit_code);
   cli::AddSolveCommand(app, exit_code);
   cli::AddExportCommand(app, exit_code);
+  cli::AddSftCommand(app, exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
   cli::AddActorCommand(app, exit_code);
   cli::AddLearnerCommand(app, exit_code);
