@@ -217,6 +217,15 @@ absl::Status Learner::Impl::PublishLocked() {
 }
 
 absl::Status Learner::Impl::StartJobsLocked() {
+  // Runs of jobs that ended elsewhere (cancelled) stop; their leases were dropped by Cancel.
+  auto ended = [&](const std::string& job_id) {
+    absl::StatusOr<Job> job = jobs->Get(job_id);
+    return !job.ok() || IsTerminal(job->state);
+  };
+  if (train.has_value() && ended(train->job_id)) train.reset();
+  for (auto it = solves.begin(); it != solves.end();) {
+    it = ended(it->first) ? solves.erase(it) : std::next(it);
+  }
   for (const Job& job : jobs->Active()) {
     if (job.kind == JobKind::kSolve) {
       if (solves.count(job.id) > 0) continue;
@@ -464,12 +473,6 @@ void Learner::Impl::UpdateTrainProgressLocked() {
 absl::Status Learner::Impl::AdvanceTrainLocked() {
   if (!train.has_value()) return absl::OkStatus();
   TrainRun& run = *train;
-  // A cancelled job stops here; its leases were dropped by Cancel.
-  absl::StatusOr<Job> job = jobs->Get(run.job_id);
-  if (!job.ok() || IsTerminal(job->state)) {
-    train.reset();
-    return absl::OkStatus();
-  }
   TrainProgram& program = *run.program;
   const bool async = options.mode == "async";
 

@@ -188,8 +188,8 @@ TEST_F(LearnerServiceTest, ASolveJobFlowsFromSubmissionThroughLeasesToResults) {
   get.set_include_results(true);
   v1::Job done;
   ASSERT_TRUE(problem_stub_->GetJob(&context, get, &done).ok());
-  EXPECT_EQ(done.progress().problems_done, 2);
-  EXPECT_EQ(done.progress().problems_solved, 1);  // p1: 1 of 4 correct; p0: none
+  EXPECT_EQ(done.progress().problems_done(), 2);
+  EXPECT_EQ(done.progress().problems_solved(), 1);  // p1: 1 of 4 correct; p0: none
   ASSERT_EQ(done.results_size(), 2);
   for (const v1::ProblemResult& r : done.results()) {
     if (r.problem_id() == "p1") {
@@ -217,10 +217,13 @@ TEST_F(LearnerServiceTest, ListJobsPagesNewestFirstAndFilters) {
     v1::SubmitProblemSetRequest submit;
     submit.set_kind(v1::JOB_KIND_TRAIN);
     submit.set_name(absl::StrCat("job", i));
-    submit.add_problems()->set_id("p0");
+    v1::Problem* problem = submit.add_problems();
+    problem->set_id("p0");
+    problem->set_prompt("1+1");
     grpc::ClientContext context;
     v1::Job job;
-    ASSERT_TRUE(problem_stub_->SubmitProblemSet(&context, submit, &job).ok());
+    const grpc::Status status = problem_stub_->SubmitProblemSet(&context, submit, &job);
+    ASSERT_TRUE(status.ok()) << status.error_message();
     ids.push_back(job.job_id());
   }
   v1::ListJobsRequest request;
