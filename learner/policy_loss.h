@@ -36,8 +36,9 @@ struct PolicyLossStats {
 // All tensors [B, T] float32 on one device; mask 1 for response tokens, 0 elsewhere.
 // behavior_logp and ref_logp may be undefined (no decoupling, no KL). Returns the scalar loss
 // (with gradient through logp) and fills `stats` when not null.
-at::Tensor PolicyLoss(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& advantages,
-                      const at::Tensor& mask, const PolicyLossConfig& config, const at::Tensor& behavior_logp,
+at::Tensor PolicyLoss(const at::Tensor& logp, const at::Tensor& old_logp,
+                      const at::Tensor& advantages, const at::Tensor& mask,
+                      const PolicyLossConfig& config, const at::Tensor& behavior_logp,
                       const at::Tensor& ref_logp, PolicyLossStats* stats);
 
 }  // namespace deepsearch

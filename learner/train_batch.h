@@ -31,7 +31,7 @@ enum class AdvantageNorm {
 
 // One advantage per response token of every sequence, in order. A group of one sequence
 // uses mean 0 (and std 1), as veRL does.
-std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequence>& sequences, AdvantageNorm norm,
-                                                  float eps = 1e-6f);
+std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequence>& sequences,
+                                                  AdvantageNorm norm, float eps = 1e-6f);
 
 }  // namespace deepsearch

@@ -51,7 +51,7 @@ struct TrainerConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double adam_eps = 1e-8;
-  double grad_clip = 1.0;  // global L2 norm; <= 0: off
+  double grad_clip = 1.0;    // global L2 norm; <= 0: off
   int32_t mini_batches = 8;  // optimizer steps per training step
   int64_t micro_batch_tokens = 18432;
   std::string compute_dtype = "float32";  // or "bfloat16"
@@ -64,26 +64,27 @@ struct TrainerConfig {
 };
 
 struct TrainStepStats {
-  int64_t step = 0;             // the training step just taken (0-based)
+  int64_t step = 0;  // the training step just taken (0-based)
   int32_t optimizer_steps = 0;
   double lr = 0.0;
-  double loss = 0.0;            // mean over mini-batches
-  double grad_norm = 0.0;       // mean over mini-batches, before clipping
+  double loss = 0.0;       // mean over mini-batches
+  double grad_norm = 0.0;  // mean over mini-batches, before clipping
   double clip_fraction = 0.0;
   double dual_clip_fraction = 0.0;
   double approx_kl = 0.0;
   double mean_advantage = 0.0;
   double mean_final_score = 0.0;
   int64_t sequences = 0;
-  int64_t tokens = 0;           // response tokens trained on (this rank)
-  int64_t forward_tokens = 0;   // prompt + response tokens through forward and backward
+  int64_t tokens = 0;          // response tokens trained on (this rank)
+  int64_t forward_tokens = 0;  // prompt + response tokens through forward and backward
   double seconds = 0.0;
 };
 
 class Trainer {
  public:
   // Takes the model (float32 master weights; its device is the trainer's).
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(std::unique_ptr<Qwen2Model> model, TrainerConfig config);
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(std::unique_ptr<Qwen2Model> model,
+                                                         TrainerConfig config);
   ~Trainer();
 
   // One Tree-GRPO training step. InvalidArgument for a malformed batch (scores or
