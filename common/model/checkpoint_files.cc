@@ -257,8 +257,8 @@ absl::Status WriteShardedSafetensors(const std::string& dir, std::vector<TensorT
   }
   nlohmann::json index = {{"metadata", {{"total_size", total_size}}}, {"weight_map", weight_map}};
   const std::string text = index.dump(2) + "\n";
-  DS_RETURN_IF_ERROR(
-      safetensors_internal::WriteFileAtomically(JoinPath(dir, kSafetensorsIndexFile), {text}));
+  DS_RETURN_IF_ERROR(safetensors_internal::WriteFileAtomically(JoinPath(dir, kSafetensorsIndexFile),
+                                                               std::string_view(text)));
   written.insert(kSafetensorsIndexFile);
   return RemoveStaleCheckpointFiles(dir, written);
 }

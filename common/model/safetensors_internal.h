@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "common/core/files.h"
 #include "common/model/safetensors.h"
 
 namespace deepsearch::safetensors_internal {
@@ -38,11 +39,7 @@ absl::StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, std::strin
 // "a string", "an array", ...: the JSON type of `value`, with its article, for messages.
 std::string JsonTypeName(const nlohmann::json& value);
 
-// Writes the concatenation of `pieces` to `path` atomically: a temporary file in the same
-// directory is written, fsync'ed and renamed over `path`, then the directory is fsync'ed.
-// Readers see the old file or the new one, never a part. Blocks on disk I/O.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::vector<std::string_view>& pieces);
+using ::deepsearch::WriteFileAtomically;
 
 // Checks what the writer needs before it writes anything: names non-empty, unique, valid
 // UTF-8 and not "__metadata__"; dimensions non-negative; each span exactly
@@ -52,7 +49,6 @@ absl::Status ValidateTensorsToWrite(const std::vector<TensorToWrite>& tensors,
                                     const std::map<std::string, std::string>& metadata,
                                     std::string_view target);
 
-// "<what> <path>: <strerror>" with the absl code that matches `error_number`.
-absl::Status ErrnoError(int error_number, std::string_view what, const std::string& path);
+using ::deepsearch::ErrnoError;
 
 }  // namespace deepsearch::safetensors_internal
