@@ -214,24 +214,12 @@ class ProcessGroupReducer final : public GradientReducer {
   int world_size() const override { return config_.world_size; }
 
   absl::Status AllReduceMean(std::vector<at::Tensor>& tensors) override {
-    at::NoGradGuard no_grad;
-    DS_ASSIGN_OR_RETURN(std::vector<Bucket> buckets, Checked(MakeBuckets(tensors, true)));
-    for (const Bucket& bucket : buckets) {
-      if (bucket.numel == 0) continue;
-      at::Tensor flat = Flatten(tensors, bucket);
-      DS_RETURN_IF_ERROR(Collective(
-          absl::StrCat("all-reduce of ", bucket.indices.size(), " ", c10::toString(bucket.dtype),
-                       " tensors (", bucket.numel, " values)"),
-          [&] {
-            std::vector<at::Tensor> args{flat};
-            c10d::AllreduceOptions options;
-            options.reduceOp = c10d::ReduceOp::SUM;
-            return group_->allreduce(args, options);
-          }));
-      flat.div_(static_cast<double>(config_.world_size));
-      Unflatten(flat, bucket, tensors);
-    }
-    return absl::OkStatus();
+    return ForEachBucket(tensors, /*floating_only=*/true, "all-reduce", /*write_back=*/true,
+                         [&](at::Tensor& flat, const std::string& what) -> absl::Status {
+                           DS_RETURN_IF_ERROR(SumOverRanks(flat, what));
+                           flat.div_(static_cast<double>(config_.world_size));
+                           return absl::OkStatus();
+                         });
   }
 
   absl::Status AllReduceSum(std::vector<double>& values) override {
@@ -240,12 +228,8 @@ class ProcessGroupReducer final : public GradientReducer {
     at::Tensor flat = at::from_blob(values.data(), {static_cast<int64_t>(values.size())},
                                     at::TensorOptions().dtype(at::kDouble))
                           .to(scalar_device_, /*non_blocking=*/false, /*copy=*/true);
-    DS_RETURN_IF_ERROR(Collective(absl::StrCat("all-reduce of ", values.size(), " scalars"), [&] {
-      std::vector<at::Tensor> args{flat};
-      c10d::AllreduceOptions options;
-      options.reduceOp = c10d::ReduceOp::SUM;
-      return group_->allreduce(args, options);
-    }));
+    DS_RETURN_IF_ERROR(
+        SumOverRanks(flat, absl::StrCat("all-reduce of ", values.size(), " scalars")));
     at::Tensor host = flat.cpu();
     const double* data = host.data_ptr<double>();
     for (size_t i = 0; i < values.size(); ++i) values[i] = data[i];
@@ -253,23 +237,17 @@ class ProcessGroupReducer final : public GradientReducer {
   }
 
   absl::Status Broadcast(std::vector<at::Tensor>& tensors) override {
-    at::NoGradGuard no_grad;
-    DS_ASSIGN_OR_RETURN(std::vector<Bucket> buckets, Checked(MakeBuckets(tensors, false)));
-    for (const Bucket& bucket : buckets) {
-      if (bucket.numel == 0) continue;
-      at::Tensor flat = Flatten(tensors, bucket);
-      DS_RETURN_IF_ERROR(Collective(
-          absl::StrCat("broadcast of ", bucket.indices.size(), " ", c10::toString(bucket.dtype),
-                       " tensors (", bucket.numel, " values) from rank 0"),
-          [&] {
-            std::vector<at::Tensor> args{flat};
-            c10d::BroadcastOptions options;
-            options.rootRank = 0;
-            return group_->broadcast(args, options);
-          }));
-      if (config_.rank != 0) Unflatten(flat, bucket, tensors);
-    }
-    return absl::OkStatus();
+    // Rank 0's tensors already hold the result.
+    return ForEachBucket(tensors, /*floating_only=*/false, "broadcast from rank 0",
+                         /*write_back=*/config_.rank != 0,
+                         [&](at::Tensor& flat, const std::string& what) {
+                           return Collective(what, [&] {
+                             std::vector<at::Tensor> args{flat};
+                             c10d::BroadcastOptions options;
+                             options.rootRank = 0;
+                             return group_->broadcast(args, options);
+                           });
+                         });
   }
 
  private:
@@ -279,6 +257,35 @@ class ProcessGroupReducer final : public GradientReducer {
   absl::StatusOr<T> Checked(absl::StatusOr<T> result) const {
     if (result.ok()) return result;
     return Annotate(result.status(), Where(config_));
+  }
+
+  // Runs `op` on one flattened buffer per (device, dtype) bucket of `tensors` and, with
+  // `write_back`, copies each buffer back into the bucket's tensors.
+  absl::Status ForEachBucket(
+      std::vector<at::Tensor>& tensors, bool floating_only, const std::string& verb,
+      bool write_back,
+      const std::function<absl::Status(at::Tensor& flat, const std::string& what)>& op) {
+    at::NoGradGuard no_grad;
+    DS_ASSIGN_OR_RETURN(std::vector<Bucket> buckets, Checked(MakeBuckets(tensors, floating_only)));
+    for (const Bucket& bucket : buckets) {
+      if (bucket.numel == 0) continue;
+      at::Tensor flat = Flatten(tensors, bucket);
+      DS_RETURN_IF_ERROR(op(
+          flat, absl::StrCat(verb, " of ", bucket.indices.size(), " ", c10::toString(bucket.dtype),
+                             " tensors (", bucket.numel, " values)")));
+      if (write_back) Unflatten(flat, bucket, tensors);
+    }
+    return absl::OkStatus();
+  }
+
+  // Sums `flat` over the ranks, in place.
+  absl::Status SumOverRanks(at::Tensor& flat, const std::string& what) {
+    return Collective(what, [&] {
+      std::vector<at::Tensor> args{flat};
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      return group_->allreduce(args, options);
+    });
   }
 
   // Starts a collective and waits for it. After a failure the group is unusable (a peer is

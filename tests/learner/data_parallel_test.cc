@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -376,7 +378,8 @@ int Wait(const Worker& w, absl::Duration limit) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
-// Runs `scenario` on two ranks; expects both to exit 0. Returns the output paths. Rank 1
+// Runs `scenario` on two ranks; expects both to exit 0. Returns what each rank wrote to its
+// --out file (empty when nothing); the logs and output files are removed. Rank 1
 // starts first; rank 0, which hosts the store, `master_delay` later.
 std::vector<std::string> RunTwoRanks(const std::string& scenario,
                                      absl::Duration master_delay = absl::ZeroDuration()) {
@@ -395,16 +398,19 @@ std::vector<std::string> RunTwoRanks(const std::string& scenario,
                absl::StrCat("--out=", outs[static_cast<size_t>(rank)])},
               base + ".log");
   }
-  for (int rank = 0; rank < 2; ++rank) {
-    const int code = Wait(workers[static_cast<size_t>(rank)], absl::Seconds(60));
+  std::vector<std::string> contents(2);
+  for (size_t rank = 0; rank < 2; ++rank) {
+    const int code = Wait(workers[rank], absl::Seconds(60));
     EXPECT_EQ(code, 0) << "rank " << rank << " of scenario " << scenario << ", log:\n"
-                       << ReadFile(workers[static_cast<size_t>(rank)].log);
+                       << ReadFile(workers[rank].log);
+    contents[rank] = ReadFile(outs[rank]);
+    std::remove(workers[rank].log.c_str());
+    std::remove(outs[rank].c_str());
   }
-  return outs;
+  return contents;
 }
 
-std::vector<float> ReadFloats(const std::string& path) {
-  const std::string bytes = ReadFile(path);
+std::vector<float> AsFloats(const std::string& bytes) {
   std::vector<float> out(bytes.size() / sizeof(float));
   std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
   return out;
@@ -420,16 +426,46 @@ TEST(DataParallelConfigTest, ParsesAndValidates) {
   EXPECT_EQ(config->master, "10.1.2.3:29555");
   EXPECT_EQ(config->timeout, absl::Seconds(45));
 
-  auto bad_rank = ParseConfigText<DataParallelConfig>("rank: 4\nworld_size: 4\n", "dp.yaml");
-  EXPECT_THAT(bad_rank.status().message(), HasSubstr("rank"));
-  auto bad_backend = ParseConfigText<DataParallelConfig>("backend: mpi\n", "dp.yaml");
-  EXPECT_THAT(bad_backend.status().message(), HasSubstr("backend"));
-  auto bad_master = ParseConfigText<DataParallelConfig>("master: somehost\n", "dp.yaml");
-  EXPECT_THAT(bad_master.status().message(), HasSubstr("master"));
+  for (const auto& [text, field] :
+       std::vector<std::pair<std::string, std::string>>{{"rank: 4\nworld_size: 4\n", "rank"},
+                                                        {"world_size: 0\n", "world_size"},
+                                                        {"backend: mpi\n", "backend"},
+                                                        {"master: somehost\n", "master"},
+                                                        {"master: \"127.0.0.1:70000\"\n", "master"},
+                                                        {"timeout: 0s\n", "timeout"}}) {
+    auto bad = ParseConfigText<DataParallelConfig>(text, "dp.yaml");
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(field)) << text;
+  }
+}
 
-  DataParallelConfig direct;
-  direct.master = "127.0.0.1:0";
-  EXPECT_EQ(CreateProcessGroupReducer(direct).status().code(), absl::StatusCode::kInvalidArgument);
+// Configs built in code (not parsed) are checked again at creation, before any socket.
+TEST(DataParallelConfigTest, CreationRefusesBadConfigs) {
+  const std::vector<std::pair<std::function<void(DataParallelConfig&)>, std::string>> cases = {
+      {[](DataParallelConfig& c) { c.master = "127.0.0.1:0"; }, "master"},
+      {[](DataParallelConfig& c) { c.master = "no-port"; }, "master"},
+      {[](DataParallelConfig& c) {
+         c.rank = 2;
+         c.world_size = 2;
+       },
+       "rank"},
+      {[](DataParallelConfig& c) { c.rank = -1; }, "rank"},
+      {[](DataParallelConfig& c) { c.world_size = 0; }, "world_size"},
+      {[](DataParallelConfig& c) { c.backend = "mpi"; }, "backend"},
+      {[](DataParallelConfig& c) { c.timeout = absl::ZeroDuration(); }, "timeout"},
+  };
+  for (const auto& [mutate, field] : cases) {
+    DataParallelConfig config;
+    mutate(config);
+    for (auto* create : {&CreateProcessGroupReducer, &CreateGradientReducer}) {
+      auto reducer = create(config);
+      EXPECT_EQ(reducer.status().code(), absl::StatusCode::kInvalidArgument) << field;
+      EXPECT_THAT(std::string(reducer.status().message()), HasSubstr(field));
+    }
+  }
+}
+
+TEST(DataParallelConfigTest, Documented) {
   EXPECT_FALSE(DocumentConfig(DataParallelConfig{}).empty());
 }
 
@@ -487,40 +523,42 @@ TEST(ProcessGroupReducerTest, OneRankGroup) {
   EXPECT_EQ((*reducer)->Broadcast(undefined).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ProcessGroupReducerTest, UnreachableMasterFailsWithinTheTimeout) {
+// Joins a 2-rank group as `rank` on a free port where no peer will ever come, with a 1s
+// timeout; returns the error and how long it took.
+struct LonelyJoin {
+  absl::Status status;
+  absl::Duration elapsed;
+  std::string master;
+};
+LonelyJoin JoinAlone(int rank) {
   DataParallelConfig config;
-  config.rank = 1;
+  config.rank = rank;
   config.world_size = 2;
   config.master = absl::StrCat("127.0.0.1:", FreePort());
   config.timeout = absl::Seconds(1);
   const absl::Time begin = absl::Now();
   auto reducer = CreateProcessGroupReducer(config);
-  const absl::Duration elapsed = absl::Now() - begin;
-  ASSERT_FALSE(reducer.ok());
-  EXPECT_EQ(reducer.status().code(), absl::StatusCode::kDeadlineExceeded) << reducer.status();
-  EXPECT_THAT(reducer.status().message(), HasSubstr("rank 1 of 2"));
-  EXPECT_THAT(reducer.status().message(), HasSubstr("connecting to the store"));
-  EXPECT_THAT(reducer.status().message(), HasSubstr(config.master));
-  EXPECT_GE(elapsed, absl::Milliseconds(900));
-  EXPECT_LT(elapsed, absl::Seconds(3)) << reducer.status();
+  return {reducer.status(), absl::Now() - begin, config.master};
+}
+
+TEST(ProcessGroupReducerTest, UnreachableMasterFailsWithinTheTimeout) {
+  const LonelyJoin join = JoinAlone(1);
+  EXPECT_EQ(join.status.code(), absl::StatusCode::kDeadlineExceeded) << join.status;
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr("rank 1 of 2"));
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr("connecting to the store"));
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr(join.master));
+  EXPECT_GE(join.elapsed, absl::Milliseconds(900));
+  EXPECT_LT(join.elapsed, absl::Seconds(3)) << join.status;
 }
 
 TEST(ProcessGroupReducerTest, MissingPeersTimeOut) {
-  DataParallelConfig config;
-  config.rank = 0;
-  config.world_size = 2;
-  config.master = absl::StrCat("127.0.0.1:", FreePort());
-  config.timeout = absl::Seconds(1);
-  const absl::Time begin = absl::Now();
-  auto reducer = CreateProcessGroupReducer(config);
-  const absl::Duration elapsed = absl::Now() - begin;
-  ASSERT_FALSE(reducer.ok());
-  EXPECT_EQ(reducer.status().code(), absl::StatusCode::kDeadlineExceeded) << reducer.status();
-  EXPECT_THAT(reducer.status().message(), HasSubstr("rank 0 of 2"));
-  EXPECT_THAT(reducer.status().message(), HasSubstr(config.master));
-  EXPECT_THAT(reducer.status().message(), HasSubstr("only 1 of 2 ranks joined"));
-  EXPECT_GE(elapsed, absl::Seconds(1));
-  EXPECT_LT(elapsed, absl::Seconds(3)) << reducer.status();
+  const LonelyJoin join = JoinAlone(0);
+  EXPECT_EQ(join.status.code(), absl::StatusCode::kDeadlineExceeded) << join.status;
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr("rank 0 of 2"));
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr(join.master));
+  EXPECT_THAT(std::string(join.status.message()), HasSubstr("only 1 of 2 ranks joined"));
+  EXPECT_GE(join.elapsed, absl::Seconds(1));
+  EXPECT_LT(join.elapsed, absl::Seconds(3)) << join.status;
 }
 
 // Rank 1 starts a second before the master is up: it keeps trying until it is.
@@ -550,8 +588,8 @@ TEST(ProcessGroupReducerTest, TwoRankSgdStepEqualsOneProcessStep) {
   }
   EXPECT_GT(moved, 1e-3) << "the step must change the weights for the test to mean anything";
 
-  const std::vector<float> rank0 = ReadFloats(outs[0]);
-  const std::vector<float> rank1 = ReadFloats(outs[1]);
+  const std::vector<float> rank0 = AsFloats(outs[0]);
+  const std::vector<float> rank1 = AsFloats(outs[1]);
   ASSERT_EQ(rank0.size(), expected.size());
   ASSERT_EQ(rank1.size(), expected.size());
   EXPECT_EQ(rank0, rank1) << "both ranks apply the same all-reduced gradient";
