@@ -22,6 +22,8 @@ void AddDataCommand(CLI::App& app, int& exit_code);
 void AddGradeCommand(CLI::App& app, int& exit_code);
 // `solve`: inference-time search over a problem file.
 void AddSolveCommand(CLI::App& app, int& exit_code);
+// `sft`: the supervised warm start on a task family's worked solutions.
+void AddSftCommand(CLI::App& app, int& exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
 // `actor`: the search actor process.
 void AddActorCommand(CLI::App& app, int& exit_code);

@@ -31,6 +31,7 @@ int Main(int argc, char** argv) {
   cli::AddDataCommand(app, exit_code);
   cli::AddGradeCommand(app, exit_code);
   cli::AddSolveCommand(app, exit_code);
+  cli::AddSftCommand(app, exit_code);
 #ifdef DEEPSEARCH_WITH_GRPC
   cli::AddActorCommand(app, exit_code);
 #endif

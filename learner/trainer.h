@@ -27,6 +27,9 @@
 // (safetensors) and the step counters (JSON) into a directory; Load restores them, so a
 // resumed run continues bit for bit.
 //
+// KL (loss.kl_coef > 0): the reference policy is a frozen copy, in the compute dtype, of the
+// weights handed to Create; checkpoints carry it.
+//
 // Thread-compatible: one thread drives a trainer.
 #pragma once
 
@@ -79,6 +82,18 @@ struct TrainStepStats {
   int64_t forward_tokens = 0;  // prompt + response tokens through forward and backward
   double seconds = 0.0;
 };
+
+// The optimizer's arithmetic, exposed for tests and for other drivers of the same update.
+//
+// torch.nn.utils.clip_grad_norm_: returns the global L2 norm of `grads` and, when max_norm > 0
+// and the norm exceeds it, scales every gradient in place by max_norm / (norm + 1e-6).
+double ClipGradNorm(const std::vector<at::Tensor>& grads, double max_norm);
+// One torch.optim.AdamW update of `param` in place at step t (1-based): p *= 1 - lr wd;
+// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). Uses the config's betas, eps
+// and weight decay. No autograd is recorded.
+void AdamWUpdate(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                 const at::Tensor& exp_avg_sq, int64_t t, double lr, const TrainerConfig& config);
 
 class Trainer {
  public:
