@@ -3,7 +3,8 @@
 // fork) once per rank with --data_parallel_worker=<scenario>; main() below dispatches those
 // invocations to the worker scenarios instead of GoogleTest. Workers check what they can
 // themselves (exit code 0 = all good, failures on stderr, captured in a log file) and write
-// the parameters of the SGD scenario to a file the test compares with a one-process step.
+// the parameters of the SGD and Trainer scenarios to a file the test compares with a one-process
+// step.
 #include "learner/data_parallel.h"
 
 #include <fcntl.h>
@@ -40,7 +41,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/core/rng.h"
 #include "common/model/qwen2_model.h"
+#include "learner/trainer.h"
 
 namespace deepsearch {
 namespace {
@@ -147,6 +150,66 @@ std::vector<float> FlatParameters(const Qwen2Model& model) {
   return out;
 }
 
+// ---- The shared pieces of the Trainer step ---------------------------------------------
+
+constexpr int64_t kVocabLimit = 48;  // response tokens below it; the model has 64 rows
+
+TrainerConfig DataParallelTrainerConfig() {
+  TrainerConfig c;
+  c.lr = 1e-2;
+  c.warmup_steps = 0;         // the first step at the full LR
+  c.mini_batches = 2;         // two optimizer steps: the second starts from reduced moments
+  c.micro_batch_tokens = 24;  // several micro-batches per mini-batch, packed differently
+  c.vocab_limit = kVocabLimit;
+  c.decoupled = true;  // behaviour log-probs where the sequences have them
+  c.grad_clip = 0.5;   // the global norm, after the all-reduce
+  // AdamW's first update is about lr * g / (|g| + eps): with eps at 1e-8 a gradient entry
+  // that float rounding leaves at 1e-9 on one side and -1e-9 on the other would move by
+  // +-lr. A larger eps keeps the comparison about the gradients, not about their noise.
+  c.adam_eps = 1e-4;
+  return c;
+}
+
+// Rank `rank`'s share of the Trainer batch: 6 scored sequences in two advantage groups of its
+// own (groups never straddle ranks: advantages are per group), of mixed lengths, half with
+// behaviour log-probs.
+std::vector<TrainSequence> TrainerShare(int rank) {
+  Rng rng(100 + static_cast<uint64_t>(rank));
+  std::vector<TrainSequence> share;
+  for (int i = 0; i < 6; ++i) {
+    TrainSequence s;
+    s.group_id = absl::StrCat("rank", rank, "_tree", i % 2);
+    const int64_t prompt = rng.UniformInt(2, 5);
+    const int64_t response = rng.UniformInt(2, 9);
+    for (int64_t j = 0; j < prompt; ++j)
+      s.prompt_tokens.push_back(static_cast<int32_t>(rng.UniformInt(0, 63)));
+    for (int64_t j = 0; j < response; ++j) {
+      s.response_tokens.push_back(static_cast<int32_t>(rng.UniformInt(0, kVocabLimit - 1)));
+      s.token_scores.push_back(static_cast<float>(rng.Uniform()));
+      if (i % 2 == 0) s.behavior_logprobs.push_back(static_cast<float>(-3.5 + rng.Uniform()));
+    }
+    s.final_score = rng.Bernoulli(0.5) ? 1.0f : 0.0f;
+    s.token_scores.back() = s.final_score;
+    share.push_back(std::move(s));
+  }
+  return share;
+}
+
+// The whole batch as one process sees it. The trainer splits a batch in order into
+// mini-batches by sequence count, so each of its mini-batches must be the union of the
+// ranks' corresponding mini-batches: rank 0's first half, rank 1's first half, rank 0's
+// second half, rank 1's second half.
+std::vector<TrainSequence> TrainerWholeBatch() {
+  const std::vector<TrainSequence> r0 = TrainerShare(0), r1 = TrainerShare(1);
+  const std::ptrdiff_t half = static_cast<std::ptrdiff_t>(r0.size() / 2);
+  std::vector<TrainSequence> whole;
+  whole.insert(whole.end(), r0.begin(), r0.begin() + half);
+  whole.insert(whole.end(), r1.begin(), r1.begin() + half);
+  whole.insert(whole.end(), r0.begin() + half, r0.end());
+  whole.insert(whole.end(), r1.begin() + half, r1.end());
+  return whole;
+}
+
 // ---- Worker processes -----------------------------------------------------------------
 
 struct WorkerArgs {
@@ -167,6 +230,14 @@ void Expect(bool ok, const std::string& what) {
 
 bool AllClose(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && at::allclose(a.to(at::kDouble), b.to(at::kDouble), 0, 1e-12);
+}
+
+void WriteParameters(const Qwen2Model& model, const std::string& path) {
+  const std::vector<float> flat = FlatParameters(model);
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(flat.data()),
+            static_cast<std::streamsize>(flat.size() * sizeof(float)));
+  Expect(out.good(), "writing " + path);
 }
 
 std::unique_ptr<GradientReducer> Join(const WorkerArgs& args) {
@@ -236,15 +307,21 @@ void Collectives(const WorkerArgs& args) {
   Expect(scale.ok() && *scale == 0.25, "TokenMeanLossScale");
 }
 
+// The model every data-parallel step starts from: each rank initialises its own (different
+// seeds), then takes rank 0's weights, as a learner group does at start-up.
+std::unique_ptr<Qwen2Model> StartingModel(GradientReducer& reducer) {
+  auto model = MakeModel(reducer.rank() == 0 ? kSeed : kSeed + 1000);
+  std::vector<at::Tensor> params = model->Parameters();
+  const absl::Status s = reducer.Broadcast(params);
+  Expect(s.ok(), absl::StrCat("Broadcast: ", s.ToString()));
+  return model;
+}
+
 // The data-parallel step: different seeds, then rank 0's weights broadcast; each rank's loss
 // sum scaled by world_size / global tokens; gradients all-reduced (mean); plain SGD.
 void Sgd(const WorkerArgs& args) {
   auto reducer = Join(args);
-  auto model = MakeModel(args.rank == 0 ? kSeed : kSeed + 1000);
-  std::vector<at::Tensor> params = model->Parameters();
-  absl::Status s = reducer->Broadcast(params);
-  Expect(s.ok(), absl::StrCat("Broadcast: ", s.ToString()));
-
+  auto model = StartingModel(*reducer);
   auto [loss_sum, tokens] = NextTokenLossSum(*model, RankShare(args.rank));
   auto scale = TokenMeanLossScale(*reducer, tokens);
   Expect(scale.ok(), "TokenMeanLossScale");
@@ -252,15 +329,32 @@ void Sgd(const WorkerArgs& args) {
   (loss_sum * *scale).backward();
   std::vector<at::Tensor> grads;
   for (const at::Tensor& p : model->Parameters()) grads.push_back(p.grad());
-  s = reducer->AllReduceMean(grads);
+  const absl::Status s = reducer->AllReduceMean(grads);
   Expect(s.ok(), absl::StrCat("AllReduceMean: ", s.ToString()));
   SgdStep(*model);
+  WriteParameters(*model, args.out);
+}
 
-  const std::vector<float> flat = FlatParameters(*model);
-  std::ofstream out(args.out, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(flat.data()),
-            static_cast<std::streamsize>(flat.size() * sizeof(float)));
-  Expect(out.good(), "writing " + args.out);
+// The Trainer's data-parallel step: rank 1 starts from other weights, then takes rank 0's
+// (Broadcast); each rank trains on its share, the trainer all-reducing token counts and
+// gradients through TrainerConfig::reducer.
+void TrainerStep(const WorkerArgs& args) {
+  auto reducer = Join(args);
+  auto model = StartingModel(*reducer);
+  TrainerConfig config = DataParallelTrainerConfig();
+  config.reducer = reducer.get();
+  auto trainer = Trainer::Create(std::move(model), config);
+  Expect(trainer.ok(), absl::StrCat("Trainer::Create: ", trainer.status().ToString()));
+  if (!trainer.ok()) return;
+  const std::vector<TrainSequence> share = TrainerShare(args.rank);
+  auto stats = (*trainer)->Step(share);
+  Expect(stats.ok(), absl::StrCat("Trainer::Step: ", stats.status().ToString()));
+  if (!stats.ok()) return;
+  Expect(stats->optimizer_steps == 2, absl::StrCat(stats->optimizer_steps, " optimizer steps"));
+  int64_t tokens = 0;
+  for (const TrainSequence& seq : share) tokens += static_cast<int64_t>(seq.response_tokens.size());
+  Expect(stats->tokens == tokens, absl::StrCat(stats->tokens, " tokens, expected ", tokens));
+  WriteParameters((*trainer)->model(), args.out);
 }
 
 // Rank 1 leaves right after a first collective; rank 0's next collective must fail with a
@@ -304,6 +398,8 @@ int WorkerMain(int argc, char** argv) {
     Collectives(args);
   } else if (args.scenario == "sgd") {
     Sgd(args);
+  } else if (args.scenario == "trainer") {
+    TrainerStep(args);
   } else if (args.scenario == "peer_exits") {
     PeerExits(args);
   } else {
@@ -568,6 +664,31 @@ TEST(ProcessGroupReducerTest, TwoRankCollectives) {
 
 TEST(ProcessGroupReducerTest, PeerExitingMidTrainingIsAnError) { RunTwoRanks("peer_exits"); }
 
+// Both ranks' weights after a data-parallel step (as the workers wrote them) against the
+// one-process step's: identical on the two ranks, within `tolerance` of one process, and
+// the step itself large next to the tolerance.
+void ExpectSameStep(const std::vector<std::string>& outs, const std::vector<float>& before,
+                    const std::vector<float>& expected, double tolerance) {
+  double moved = 0.0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    moved = std::max(moved, static_cast<double>(std::abs(expected[i] - before[i])));
+  }
+  EXPECT_GT(moved, 1000 * tolerance) << "the step must move the weights well beyond the tolerance";
+
+  const std::vector<float> rank0 = AsFloats(outs[0]);
+  const std::vector<float> rank1 = AsFloats(outs[1]);
+  ASSERT_EQ(rank0.size(), expected.size());
+  ASSERT_EQ(rank1.size(), expected.size());
+  EXPECT_EQ(rank0, rank1) << "both ranks apply the same all-reduced gradient";
+  double worst = 0.0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::abs(rank0[i] - expected[i])));
+  }
+  EXPECT_LE(worst, tolerance);
+  std::cerr << "largest update " << moved << ", largest difference from one process " << worst
+            << "\n";
+}
+
 // The key property: a 2-rank data-parallel SGD step (halves of unequal token counts) equals
 // a 1-process step on the whole batch.
 TEST(ProcessGroupReducerTest, TwoRankSgdStepEqualsOneProcessStep) {
@@ -580,26 +701,28 @@ TEST(ProcessGroupReducerTest, TwoRankSgdStepEqualsOneProcessStep) {
   ASSERT_EQ(tokens, 30);
   (loss_sum / static_cast<double>(tokens)).backward();
   SgdStep(*model);
-  const std::vector<float> expected = FlatParameters(*model);
+  ExpectSameStep(outs, before, FlatParameters(*model), 1e-6);
+}
 
-  double moved = 0.0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    moved = std::max(moved, static_cast<double>(std::abs(expected[i] - before[i])));
-  }
-  EXPECT_GT(moved, 1e-3) << "the step must change the weights for the test to mean anything";
+// The same through the Trainer: Tree-GRPO loss, micro-batching, two AdamW steps with
+// clipping; the 2-rank Trainer::Step on halves against a 1-process step on the whole batch.
+TEST(ProcessGroupReducerTest, TwoRankTrainerStepEqualsOneProcessStep) {
+  const std::vector<std::string> outs = RunTwoRanks("trainer");
 
-  const std::vector<float> rank0 = AsFloats(outs[0]);
-  const std::vector<float> rank1 = AsFloats(outs[1]);
-  ASSERT_EQ(rank0.size(), expected.size());
-  ASSERT_EQ(rank1.size(), expected.size());
-  EXPECT_EQ(rank0, rank1) << "both ranks apply the same all-reduced gradient";
-  double worst = 0.0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    worst = std::max(worst, static_cast<double>(std::abs(rank0[i] - expected[i])));
-  }
-  EXPECT_LE(worst, 1e-6);
-  std::cerr << "largest update " << moved << ", largest difference from one process " << worst
-            << "\n";
+  at::set_num_threads(1);
+  auto trainer = Trainer::Create(MakeModel(kSeed), DataParallelTrainerConfig());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const std::vector<float> before = FlatParameters((*trainer)->model());
+  const std::vector<TrainSequence> whole = TrainerWholeBatch();
+  ASSERT_EQ(whole.size(), 12u);
+  auto stats = (*trainer)->Step(whole);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->optimizer_steps, 2);
+  // Clipping binds (the norm is of the all-reduced gradient on the ranks), and each
+  // mini-batch spans several micro-batches.
+  EXPECT_GT(stats->grad_norm, DataParallelTrainerConfig().grad_clip);
+  EXPECT_GT(stats->forward_tokens, 4 * DataParallelTrainerConfig().micro_batch_tokens);
+  ExpectSameStep(outs, before, FlatParameters((*trainer)->model()), 1e-5);
 }
 
 }  // namespace
