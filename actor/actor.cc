@@ -615,7 +615,9 @@ void Actor::WeightLoop() {
     v1::SubscribeWeightsRequest request;
     request.set_subscriber_id(options_.actor_id);
     request.set_have_version(held ? held->version : 0);
-    request.set_accept_delta(held.has_value());
+    // Deltas apply to whatever this actor holds when they arrive: the cache sends the first
+    // version in full (nothing held) and the later ones of the same stream as deltas.
+    request.set_accept_delta(true);
     grpc::ClientContext context;
     clients_->cache->PrepareContext(context, absl::InfiniteDuration());
     RegisterCall(&context);

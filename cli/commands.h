@@ -31,6 +31,8 @@ void AddSftCommand(CLI::App& app, int& exit_code);
 void AddActorCommand(CLI::App& app, int& exit_code);
 // `learner`: the learner process (LearnerService and ProblemService).
 void AddLearnerCommand(CLI::App& app, int& exit_code);
+// `cache`: the cache service (CacheService: solutions and weight distribution).
+void AddCacheCommand(CLI::App& app, int& exit_code);
 // `submit`, `status` and `watch`: the ProblemService client.
 void AddClientCommands(CLI::App& app, int& exit_code);
 #endif

@@ -5,6 +5,7 @@
 #include "actor/actor_options.h"
 #include "actor/engine_config.h"
 #include "actor/search_params.h"
+#include "cache_service/cache_options.h"
 #include "common/core/config.h"
 #include "common/core/runtime_config.h"
 #include "learner/learner_options.h"
@@ -34,6 +35,7 @@ struct DeepSearchConfig {
   EngineConfig engine;
   ActorSection actor;
   LearnerOptions learner;
+  CacheOptions cache;
 
   void Bind(ConfigBinder& b) {
     b.Section("logging", logging, "Logging");
@@ -47,6 +49,8 @@ struct DeepSearchConfig {
     b.Section("learner", learner,
               "The learner process (`deepsearch learner`): jobs, leases, Tree-GRPO training, "
               "checkpoints");
+    b.Section("cache", cache,
+              "The cache service (`deepsearch cache`): verified solutions, weight distribution");
   }
 };
 

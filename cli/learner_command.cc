@@ -10,17 +10,14 @@
 // learner.status_interval.
 #include <signal.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
+#include "cli/periodic.h"
 #include "cli/signals.h"
 #include "common/core/logging.h"
 #include "common/model/torch_runtime.h"
@@ -42,48 +39,30 @@ struct LearnerArgs {
   std::string mode;
 };
 
-// Logs the learner's counters and rates every `interval` until stopped.
-class StatusLine {
+// The learner's counters and rates since the previous line, for the periodic status line.
+class LearnerStatus {
  public:
-  StatusLine(const Learner& learner, absl::Duration interval)
-      : learner_(learner), interval_(interval) {
-    if (interval_ > absl::ZeroDuration()) thread_ = std::thread([this] { Run(); });
-  }
-  ~StatusLine() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+  explicit LearnerStatus(const Learner& learner)
+      : learner_(learner), last_(learner.stats()), last_time_(absl::Now()) {}
+
+  void Log() {
+    const LearnerStats now = learner_.stats();
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - last_time_);
+    log::Info(
+        "learner: version {}, {} steps, {} trajectories ({:.1f}/s), {} tokens ({:.0f}/s), "
+        "leases {} pending / {} issued, {} duplicates, {} rejected, {} stale trees",
+        now.weight_version, now.training_steps, now.trajectories,
+        static_cast<double>(now.trajectories - last_.trajectories) / seconds, now.generated_tokens,
+        static_cast<double>(now.generated_tokens - last_.generated_tokens) / seconds,
+        now.leases.pending, now.leases.issued, now.duplicates, now.rejected, now.stale_trees);
+    last_ = now;
+    last_time_ = absl::Now();
   }
 
  private:
-  void Run() {
-    LearnerStats last = learner_.stats();
-    absl::Time last_time = absl::Now();
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, absl::ToChronoSeconds(interval_), [this] { return stop_; })) {
-      const LearnerStats now = learner_.stats();
-      const double seconds = absl::ToDoubleSeconds(absl::Now() - last_time);
-      log::Info(
-          "learner: version {}, {} steps, {} trajectories ({:.1f}/s), {} tokens ({:.0f}/s), "
-          "leases {} pending / {} issued, {} duplicates, {} rejected, {} stale trees",
-          now.weight_version, now.training_steps, now.trajectories,
-          static_cast<double>(now.trajectories - last.trajectories) / seconds, now.generated_tokens,
-          static_cast<double>(now.generated_tokens - last.generated_tokens) / seconds,
-          now.leases.pending, now.leases.issued, now.duplicates, now.rejected, now.stale_trees);
-      last = now;
-      last_time = absl::Now();
-    }
-  }
-
   const Learner& learner_;
-  const absl::Duration interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  LearnerStats last_;
+  absl::Time last_time_;
 };
 
 int RunLearner(const LearnerArgs& args) {
@@ -133,7 +112,8 @@ int RunLearner(const LearnerArgs& args) {
   (*learner)->Start();
   int signal = 0;
   {
-    StatusLine status(**learner, absl::Seconds(30));
+    LearnerStatus status(**learner);
+    Periodic status_line(absl::Seconds(30), [&status] { status.Log(); });
     signal = WaitForTerminationSignal();
   }
   log::Info("learner: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -36,6 +36,7 @@ int Main(int argc, char** argv) {
 #ifdef DEEPSEARCH_WITH_GRPC
   cli::AddActorCommand(app, exit_code);
   cli::AddLearnerCommand(app, exit_code);
+  cli::AddCacheCommand(app, exit_code);
   cli::AddClientCommands(app, exit_code);
 #endif
 

@@ -6,6 +6,7 @@ find_package(spdlog CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)
 find_package(nlohmann_json 3.10 CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)  # the cache service's solution store
 
 # xxHash: header + shared library, no CMake config in Debian.
 find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)

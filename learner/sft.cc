@@ -52,8 +52,7 @@ absl::StatusOr<std::vector<Problem>> DrawProblems(const TaskFamily& family, Rng&
 
 absl::StatusOr<std::vector<TrainSequence>> MakeSftSequences(const TaskFamily& family,
                                                             const Tokenizer& tokenizer,
-                                                            const PromptFormat& format,
-                                                            int32_t eos,
+                                                            const PromptFormat& format, int32_t eos,
                                                             const std::vector<Problem>& problems) {
   std::vector<TrainSequence> out;
   out.reserve(problems.size());
@@ -123,7 +122,8 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   }
   DS_ASSIGN_OR_RETURN(const PromptFormat format, PromptFormat::Parse(config.prompt_template));
   DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
-  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json, ReadFileToString(model_dir + "/tokenizer.json"));
+  DS_ASSIGN_OR_RETURN(const std::string tokenizer_json,
+                      ReadFileToString(model_dir + "/tokenizer.json"));
   const Tokenizer& tokenizer = *loaded.tokenizer;
   const std::vector<int32_t> eos_ids = loaded.generation.eos_token_ids;
   if (eos_ids.empty())
@@ -141,7 +141,8 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   int32_t max_new_tokens = config.max_new_tokens;
   if (max_new_tokens <= 0) {
     size_t longest = 0;
-    for (const TrainSequence& s : eval_sequences) longest = std::max(longest, s.response_tokens.size());
+    for (const TrainSequence& s : eval_sequences)
+      longest = std::max(longest, s.response_tokens.size());
     max_new_tokens = static_cast<int32_t>(2 * longest + 16);
   }
 
@@ -177,8 +178,9 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   ProgressReporter progress(progress_options);
   std::vector<double> losses;
   for (int32_t step = 0; step < config.steps; ++step) {
-    DS_ASSIGN_OR_RETURN(const std::vector<Problem> problems,
-                        DrawProblems(*family, train_rng, config.batch, held_out_ids, /*distinct=*/false));
+    DS_ASSIGN_OR_RETURN(
+        const std::vector<Problem> problems,
+        DrawProblems(*family, train_rng, config.batch, held_out_ids, /*distinct=*/false));
     DS_ASSIGN_OR_RETURN(const std::vector<TrainSequence> batch,
                         MakeSftSequences(*family, tokenizer, format, eos_ids[0], problems));
     DS_ASSIGN_OR_RETURN(const TrainStepStats stats, trainer->SupervisedStep(batch));

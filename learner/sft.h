@@ -77,8 +77,7 @@ struct SftResult {
 // the problem (no worked solution, text the tokenizer cannot encode).
 absl::StatusOr<std::vector<TrainSequence>> MakeSftSequences(const TaskFamily& family,
                                                             const Tokenizer& tokenizer,
-                                                            const PromptFormat& format,
-                                                            int32_t eos,
+                                                            const PromptFormat& format, int32_t eos,
                                                             const std::vector<Problem>& problems);
 
 // Greedy accuracy of `model` on `problems`, graded by `family`. Blocks; the model must not

@@ -1,13 +1,13 @@
 #include "learner/trainer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <utility>
-
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -33,8 +33,7 @@ constexpr char kStateFile[] = "trainer_state.json";
 constexpr int kStateFormat = 1;
 
 double Seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::string SequenceName(const std::vector<TrainSequence>& batch, size_t i) {
@@ -46,14 +45,14 @@ std::string SequenceName(const std::vector<TrainSequence>& batch, size_t i) {
 struct MicroBatch {
   size_t begin = 0;
   size_t end = 0;
-  at::Tensor ids;        // [n, T] int64, right-padded with 0
-  at::Tensor lengths;    // [n] int64
-  at::Tensor positions;  // [N] int64: row * T + (prompt - 1 + j) for response token j
-  at::Tensor targets;    // [N] int64: the response tokens
-  at::Tensor advantages;  // [N] float32 (RL steps)
-  at::Tensor behavior;    // [N] float32, NaN where unknown (decoupled RL steps)
-  at::Tensor old_logp;    // [N] float32, the proximal policy (RL steps)
-  at::Tensor ref_logp;    // [N] float32, the reference policy (kl_coef > 0)
+  at::Tensor ids;              // [n, T] int64, right-padded with 0
+  at::Tensor lengths;          // [n] int64
+  at::Tensor positions;        // [N] int64: row * T + (prompt - 1 + j) for response token j
+  at::Tensor targets;          // [N] int64: the response tokens
+  at::Tensor advantages;       // [N] float32 (RL steps)
+  at::Tensor behavior;         // [N] float32, NaN where unknown (decoupled RL steps)
+  at::Tensor old_logp;         // [N] float32, the proximal policy (RL steps)
+  at::Tensor ref_logp;         // [N] float32, the reference policy (kl_coef > 0)
   int64_t tokens = 0;          // response tokens
   int64_t forward_tokens = 0;  // prompt + response tokens
 };
@@ -130,8 +129,9 @@ MicroBatch BuildMicroBatch(const std::vector<TrainSequence>& batch, size_t begin
     mb.tokens += r;
     mb.forward_tokens += p + r;
   }
-  mb.ids = at::from_blob(ids.data(), {n, t}, at::kLong).to(device, /*non_blocking=*/false,
-                                                               /*copy=*/true);
+  mb.ids = at::from_blob(ids.data(), {n, t}, at::kLong)
+               .to(device, /*non_blocking=*/false,
+                   /*copy=*/true);
   mb.lengths = LongTensor(lengths).to(device);
   mb.positions = LongTensor(positions).to(device);
   mb.targets = LongTensor(targets).to(device);
@@ -165,7 +165,9 @@ at::Tensor SlotView(const at::Tensor& fused, const NamedSlot& slot) {
   return fused.as_strided(slot.sizes, slot.strides, fused.storage_offset() + slot.offset);
 }
 
-std::string Shape(at::IntArrayRef sizes) { return absl::StrCat("[", absl::StrJoin(sizes, ", "), "]"); }
+std::string Shape(at::IntArrayRef sizes) {
+  return absl::StrCat("[", absl::StrJoin(sizes, ", "), "]");
+}
 
 absl::Status WriteTensors(const std::string& path,
                           const std::vector<std::pair<std::string, at::Tensor>>& named) {
@@ -242,28 +244,38 @@ absl::Status CheckConfig(const TrainerConfig& c, const Qwen2Config& model) {
     return absl::InvalidArgumentError(absl::StrCat("trainer config: ", std::string(what)));
   };
   if (!(c.lr >= 0)) return bad(absl::StrCat("lr must be >= 0, got ", c.lr));
-  if (c.warmup_steps < 0) return bad(absl::StrCat("warmup_steps must be >= 0, got ", c.warmup_steps));
+  if (c.warmup_steps < 0)
+    return bad(absl::StrCat("warmup_steps must be >= 0, got ", c.warmup_steps));
   if (!(c.weight_decay >= 0))
     return bad(absl::StrCat("weight_decay must be >= 0, got ", c.weight_decay));
-  if (!(c.beta1 >= 0 && c.beta1 < 1)) return bad(absl::StrCat("beta1 must be in [0, 1), got ", c.beta1));
-  if (!(c.beta2 >= 0 && c.beta2 < 1)) return bad(absl::StrCat("beta2 must be in [0, 1), got ", c.beta2));
+  if (!(c.beta1 >= 0 && c.beta1 < 1))
+    return bad(absl::StrCat("beta1 must be in [0, 1), got ", c.beta1));
+  if (!(c.beta2 >= 0 && c.beta2 < 1))
+    return bad(absl::StrCat("beta2 must be in [0, 1), got ", c.beta2));
   if (!(c.adam_eps > 0)) return bad(absl::StrCat("adam_eps must be > 0, got ", c.adam_eps));
-  if (c.mini_batches < 1) return bad(absl::StrCat("mini_batches must be >= 1, got ", c.mini_batches));
+  if (c.mini_batches < 1)
+    return bad(absl::StrCat("mini_batches must be >= 1, got ", c.mini_batches));
   if (c.micro_batch_tokens < 1)
     return bad(absl::StrCat("micro_batch_tokens must be >= 1, got ", c.micro_batch_tokens));
-  if (!(c.temperature > 0)) return bad(absl::StrCat("temperature must be > 0, got ", c.temperature));
+  if (!(c.temperature > 0))
+    return bad(absl::StrCat("temperature must be > 0, got ", c.temperature));
   if (c.vocab_limit < 0 || c.vocab_limit > model.vocab_size) {
-    return bad(absl::StrCat("vocab_limit must be in [0, ", model.vocab_size, "], got ",
-                            c.vocab_limit));
+    return bad(
+        absl::StrCat("vocab_limit must be in [0, ", model.vocab_size, "], got ", c.vocab_limit));
   }
   if (c.compute_dtype != "float32" && c.compute_dtype != "bfloat16")
-    return bad(absl::StrCat("compute_dtype must be float32 or bfloat16, got '", c.compute_dtype, "'"));
+    return bad(
+        absl::StrCat("compute_dtype must be float32 or bfloat16, got '", c.compute_dtype, "'"));
   if (!(c.loss.clip_low >= 0 && c.loss.clip_low < 1))
     return bad(absl::StrCat("loss.clip_low must be in [0, 1), got ", c.loss.clip_low));
-  if (!(c.loss.clip_high >= 0)) return bad(absl::StrCat("loss.clip_high must be >= 0, got ", c.loss.clip_high));
-  if (!(c.loss.clip_c > 1)) return bad(absl::StrCat("loss.clip_c must be > 1, got ", c.loss.clip_c));
-  if (!(c.loss.kl_coef >= 0)) return bad(absl::StrCat("loss.kl_coef must be >= 0, got ", c.loss.kl_coef));
-  if (!(c.loss.is_cap > 0)) return bad(absl::StrCat("loss.is_cap must be > 0, got ", c.loss.is_cap));
+  if (!(c.loss.clip_high >= 0))
+    return bad(absl::StrCat("loss.clip_high must be >= 0, got ", c.loss.clip_high));
+  if (!(c.loss.clip_c > 1))
+    return bad(absl::StrCat("loss.clip_c must be > 1, got ", c.loss.clip_c));
+  if (!(c.loss.kl_coef >= 0))
+    return bad(absl::StrCat("loss.kl_coef must be >= 0, got ", c.loss.kl_coef));
+  if (!(c.loss.is_cap > 0))
+    return bad(absl::StrCat("loss.is_cap must be > 0, got ", c.loss.is_cap));
   return absl::OkStatus();
 }
 
@@ -335,7 +347,8 @@ absl::Status Trainer::Impl::Validate(const std::vector<TrainSequence>& batch,
   for (size_t i = 0; i < batch.size(); ++i) {
     const TrainSequence& s = batch[i];
     auto bad = [&](std::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat(SequenceName(batch, i), ": ", std::string(what)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(SequenceName(batch, i), ": ", std::string(what)));
     };
     const size_t r = s.response_tokens.size();
     if (s.prompt_tokens.empty()) return bad("empty prompt");
@@ -438,7 +451,8 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::Impl::Named(
   std::vector<std::pair<std::string, at::Tensor>> out;
   out.reserve(slots.size());
   for (const NamedSlot& slot : slots)
-    out.emplace_back(absl::StrCat(std::string(prefix), slot.name), SlotView(fused[slot.index], slot));
+    out.emplace_back(absl::StrCat(std::string(prefix), slot.name),
+                     SlotView(fused[slot.index], slot));
   return out;
 }
 
@@ -538,7 +552,8 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
     const at::Device device = m.model->options().device;
     std::vector<std::vector<MicroBatch>> minis(parts);
     for (size_t k = 0; k < parts; ++k) {
-      for (const auto& [b, e] : Pack(batch, k * n / parts, (k + 1) * n / parts, c.micro_batch_tokens))
+      for (const auto& [b, e] :
+           Pack(batch, k * n / parts, (k + 1) * n / parts, c.micro_batch_tokens))
         minis[k].push_back(BuildMicroBatch(batch, b, e, &advantages, c.decoupled, device));
     }
 
@@ -551,7 +566,8 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
           mb.old_logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
           if (m.reference)
             mb.ref_logp = TokenLogProbs(*m.reference, mb, m.vocab_limit, c.temperature);
-          if (c.decoupled) mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
+          if (c.decoupled)
+            mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
         }
       }
     }
@@ -569,11 +585,10 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
         const at::Tensor logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
         const at::Tensor ones = at::ones_like(logp);
         PolicyLossStats ls;
-        const at::Tensor loss =
-            PolicyLoss(logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
-                       ones.unsqueeze(0), c.loss,
-                       c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
-                       mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
+        const at::Tensor loss = PolicyLoss(
+            logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
+            ones.unsqueeze(0), c.loss, c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
+            mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
         // The micro-batch's token-mean times its share of the mini-batch's (global) tokens:
         // the sum of the micro-batches is the token-mean over the whole mini-batch.
         (loss * (static_cast<double>(mb.tokens) * scale)).backward();
@@ -600,7 +615,8 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
     stats.approx_kl = kl_sum / tokens;
     stats.mean_advantage = adv_sum / tokens;
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("training step ", m.step, ": ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("training step ", m.step, ": ", e.what_without_backtrace()));
   }
   ++m.step;
   stats.seconds = Seconds() - start;
@@ -658,7 +674,8 @@ absl::Status Trainer::Save(const std::string& dir) const {
   fs::remove_all(temp, error);
   fs::create_directories(temp, error);
   if (error)
-    return absl::InternalError(absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
   try {
     DS_RETURN_IF_ERROR(WriteTensors((temp / kModelFile).string(), m.Named(m.params, "")));
     std::vector<std::pair<std::string, at::Tensor>> moments = m.Named(m.exp_avg, "exp_avg.");
@@ -685,11 +702,13 @@ absl::Status Trainer::Save(const std::string& dir) const {
   if (fs::exists(target)) {
     fs::rename(target, old, error);
     if (error)
-      return absl::InternalError(absl::StrCat("cannot move ", target.string(), " aside: ", error.message()));
+      return absl::InternalError(
+          absl::StrCat("cannot move ", target.string(), " aside: ", error.message()));
   }
   fs::rename(temp, target, error);
   if (error)
-    return absl::InternalError(absl::StrCat("cannot rename ", temp.string(), ": ", error.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", temp.string(), ": ", error.message()));
   fs::remove_all(old, error);
   return absl::OkStatus();
 }

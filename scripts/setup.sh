@@ -28,6 +28,8 @@ PACKAGES=(
   libpcre2-dev libutf8proc-dev
   # Compression of weight deltas.
   libzstd-dev
+  # The cache service's durable solution store.
+  libsqlite3-dev
 )
 
 check_only=0

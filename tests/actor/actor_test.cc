@@ -51,26 +51,9 @@ class ActorTest : public ::testing::Test {
         });
   }
 
-  static v1::Lease Lease(std::string id, v1::LeaseMode mode = v1::LEASE_MODE_SEARCH,
+  static v1::Lease Lease(const std::string& id, v1::LeaseMode mode = v1::LEASE_MODE_SEARCH,
                          int32_t k = 2) {
-    v1::Lease l;
-    l.set_lease_id(std::move(id));
-    l.set_job_id("job-1");
-    l.set_mode(mode);
-    l.set_attempt(1);
-    l.set_num_trajectories(k);
-    v1::Problem* p = l.mutable_problem();
-    p->set_id("p-" + l.lease_id());
-    p->set_prompt("What is 6*7?");
-    p->set_answer("42");
-    p->set_task("math");
-    v1::SearchParams* s = l.mutable_search();
-    s->set_expansion_width(2);
-    s->set_step_tokens(32);
-    s->set_max_depth(4);
-    s->set_max_response_tokens(64);
-    s->set_overlong_buffer(16);
-    return l;
+    return testing::SixSevensLease(id, "p-" + id, mode, k);
   }
 
   void Queue(v1::Lease lease) {
@@ -355,7 +338,7 @@ TEST_F(ActorTest, FollowsTheWeightStreamAcrossACacheRestart) {
   absl::MutexLock lock(&cache_state.mu);
   ASSERT_GE(cache_state.subscriptions.size(), 2u);
   EXPECT_EQ(cache_state.subscriptions[0].have_version(), 0);
-  EXPECT_FALSE(cache_state.subscriptions[0].accept_delta());
+  EXPECT_TRUE(cache_state.subscriptions[0].accept_delta());
   EXPECT_EQ(cache_state.subscriptions.back().have_version(), 2);
   EXPECT_TRUE(cache_state.subscriptions.back().accept_delta());
   EXPECT_EQ(cache_state.sent_encodings.back(), WeightEncoding::kDelta);

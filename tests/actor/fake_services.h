@@ -180,6 +180,30 @@ class FakeCache final : public v1::CacheService::Service {
   CacheState* state_;
 };
 
+// A lease of the problem "What is 6*7?" (answer 42, graded by the math grader) with a small
+// search: width 2, 32-token steps, depth 4, 64 response tokens.
+inline v1::Lease SixSevensLease(std::string lease_id, std::string problem_id,
+                                v1::LeaseMode mode = v1::LEASE_MODE_SEARCH, int32_t k = 2) {
+  v1::Lease l;
+  l.set_lease_id(std::move(lease_id));
+  l.set_job_id("job-1");
+  l.set_mode(mode);
+  l.set_attempt(1);
+  l.set_num_trajectories(k);
+  v1::Problem* p = l.mutable_problem();
+  p->set_id(std::move(problem_id));
+  p->set_prompt("What is 6*7?");
+  p->set_answer("42");
+  p->set_task("math");
+  v1::SearchParams* s = l.mutable_search();
+  s->set_expansion_width(2);
+  s->set_step_tokens(32);
+  s->set_max_depth(4);
+  s->set_max_response_tokens(64);
+  s->set_overlong_buffer(16);
+  return l;
+}
+
 // A server for one fake service; restartable on the same port.
 template <typename Service, typename State>
 class FakeServer {

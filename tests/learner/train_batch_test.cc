@@ -33,9 +33,11 @@ TEST(AdvantagesTest, AllWrongTreeGivesZeroAtTheLeafAndOnePlusTanhBefore) {
                                             Seq("t", {c, b, -1})};
   const auto adv = ComputeAdvantages(batch, AdvantageNorm::kMeanOnly);
   ASSERT_EQ(adv.size(), 3u);
-  EXPECT_THAT(adv[0], ElementsAre(FloatNear(1 + a, kTol), FloatNear(1 + a, kTol), FloatNear(0, kTol)));
+  EXPECT_THAT(adv[0],
+              ElementsAre(FloatNear(1 + a, kTol), FloatNear(1 + a, kTol), FloatNear(0, kTol)));
   EXPECT_THAT(adv[1], ElementsAre(FloatNear(1 + b, kTol), FloatNear(0, kTol)));
-  EXPECT_THAT(adv[2], ElementsAre(FloatNear(1 + c, kTol), FloatNear(1 + b, kTol), FloatNear(0, kTol)));
+  EXPECT_THAT(adv[2],
+              ElementsAre(FloatNear(1 + c, kTol), FloatNear(1 + b, kTol), FloatNear(0, kTol)));
   for (const auto& row : adv) {
     for (float x : row) EXPECT_GE(x, 0.0f);  // positive advantages on failed prefixes (§3.2)
   }
@@ -43,16 +45,19 @@ TEST(AdvantagesTest, AllWrongTreeGivesZeroAtTheLeafAndOnePlusTanhBefore) {
 
 TEST(AdvantagesTest, AllCorrectTreeGivesTanhMinusOne) {
   const float a = std::tanh(0.4286f), b = std::tanh(0.1429f);
-  const auto adv = ComputeAdvantages({Seq("t", {b, a, 1}), Seq("t", {a, 1})}, AdvantageNorm::kMeanOnly);
-  EXPECT_THAT(adv[0], ElementsAre(FloatNear(b - 1, kTol), FloatNear(a - 1, kTol), FloatNear(0, kTol)));
+  const auto adv =
+      ComputeAdvantages({Seq("t", {b, a, 1}), Seq("t", {a, 1})}, AdvantageNorm::kMeanOnly);
+  EXPECT_THAT(adv[0],
+              ElementsAre(FloatNear(b - 1, kTol), FloatNear(a - 1, kTol), FloatNear(0, kTol)));
   EXPECT_THAT(adv[1], ElementsAre(FloatNear(a - 1, kTol), FloatNear(0, kTol)));
 }
 
 TEST(AdvantagesTest, MixedGroupSubtractsTheMeanOfFinalScores) {
   // Finals +1, -1, -1, +1 and -1.25 (a wrong response with an overlong penalty of -0.25 on
   // every chunk, §3.1): mu = (1 - 1 - 1 + 1 - 1.25) / 5 = -0.25.
-  const std::vector<TrainSequence> batch = {Seq("t", {0.5f, 1}), Seq("t", {-1}), Seq("t", {0.2f, -1}),
-                                            Seq("t", {1}), Seq("t", {-0.25f, -1.25f})};
+  const std::vector<TrainSequence> batch = {Seq("t", {0.5f, 1}), Seq("t", {-1}),
+                                            Seq("t", {0.2f, -1}), Seq("t", {1}),
+                                            Seq("t", {-0.25f, -1.25f})};
   const float mu = -1.25f / 5;
   const auto adv = ComputeAdvantages(batch, AdvantageNorm::kMeanOnly);
   EXPECT_THAT(adv[0], ElementsAre(FloatNear(0.5f - mu, kTol), FloatNear(1 - mu, kTol)));
@@ -80,15 +85,16 @@ TEST(AdvantagesTest, MeanStdDividesByTheUnbiasedStd) {
 TEST(AdvantagesTest, GroupOfOneUsesMeanZeroAndStdOne) {
   const auto mean_only = ComputeAdvantages({Seq("alone", {0.3f, -1})}, AdvantageNorm::kMeanOnly);
   EXPECT_THAT(mean_only[0], ElementsAre(FloatNear(0.3f, kTol), FloatNear(-1, kTol)));
-  const auto mean_std = ComputeAdvantages({Seq("alone", {0.3f, -1})}, AdvantageNorm::kMeanStd, 0.5f);
+  const auto mean_std =
+      ComputeAdvantages({Seq("alone", {0.3f, -1})}, AdvantageNorm::kMeanStd, 0.5f);
   EXPECT_THAT(mean_std[0], ElementsAre(FloatNear(0.3f / 1.5f, kTol), FloatNear(-1 / 1.5f, kTol)));
 }
 
 TEST(AdvantagesTest, InterleavedGroupsKeepTheirOwnBaselines) {
   // Group a: finals 1, -1 (mean 0); group b: finals -1, -1, -1 (mean -1); a singleton c.
-  const std::vector<TrainSequence> batch = {Seq("b", {0.1f, -1}), Seq("a", {1}), Seq("c", {0.7f}),
-                                            Seq("b", {-1}),       Seq("a", {0.4f, -1}),
-                                            Seq("b", {-0.3f, -1})};
+  const std::vector<TrainSequence> batch = {Seq("b", {0.1f, -1}), Seq("a", {1}),
+                                            Seq("c", {0.7f}),     Seq("b", {-1}),
+                                            Seq("a", {0.4f, -1}), Seq("b", {-0.3f, -1})};
   const auto adv = ComputeAdvantages(batch, AdvantageNorm::kMeanOnly);
   ASSERT_EQ(adv.size(), batch.size());
   EXPECT_THAT(adv[0], ElementsAre(FloatNear(1.1f, kTol), FloatNear(0, kTol)));

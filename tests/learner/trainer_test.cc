@@ -236,8 +236,7 @@ TEST(TrainerTest, SupervisedStepAppliesClippedAdamWToTheTokenMeanGradient) {
     ids[i][1] = s.prompt_tokens[1];
     for (int64_t j = 0; j < 3; ++j) ids[i][2 + j] = s.response_tokens[static_cast<size_t>(j)];
   }
-  const at::Tensor logp =
-      at::log_softmax(ref->Forward(ids, lengths).narrow(2, 0, kVocabLimit), -1);
+  const at::Tensor logp = at::log_softmax(ref->Forward(ids, lengths).narrow(2, 0, kVocabLimit), -1);
   for (int64_t i = 0; i < 6; ++i) {
     for (int64_t j = 0; j < 3; ++j) nll = nll - logp[i][1 + j][ids[i][2 + j].item<int64_t>()];
   }
@@ -272,15 +271,29 @@ TEST(TrainerTest, SupervisedStepAppliesClippedAdamWToTheTokenMeanGradient) {
           << name;
     }
   }
-  // Parameters: p - lr * g / (|g| + eps) for the clipped g (first step, bias-corrected).
+  // Parameters: p - lr * g / (|g| + eps) for the clipped g (first step, bias-corrected). The
+  // two gradients (this reference's and the trainer's) differ by float rounding dg, which the
+  // step turns into lr * eps * dg / (|g| + eps)^2: nothing where |g| >> eps, but up to 1e-6
+  // where a gradient is ~1e-7 (seen on AMD EPYC with OpenBLAS's Haswell kernels). So each
+  // element may differ by 2e-7 (parameter rounding) plus that amplified rounding, with
+  // dg = 2e-3 |g| + 5e-10, capped at the largest possible move, lr.
   const std::vector<at::Tensor> after = trainer->model().Parameters();
   const std::unique_ptr<Qwen2Model> initial = TinyModel(1);
   const std::vector<at::Tensor> before = initial->Parameters();
+  int64_t well_conditioned = 0;
   for (size_t i = 0; i < fused.size(); ++i) {
     const at::Tensor g = fused[i].grad().to(at::kDouble) * coef;
     const at::Tensor expected = before[i].to(at::kDouble) - 1e-2 * g / (g.abs() + 1e-8);
-    EXPECT_LE(MaxAbsDiff(after[i], expected), 2e-7) << "parameter " << i;
+    const at::Tensor amplified =
+        (1e-2 * 1e-8 * (2e-3 * g.abs() + 5e-10) / (g.abs() + 1e-8).pow(2)).clamp_max(1e-2);
+    const at::Tensor excess = (after[i].to(at::kDouble) - expected).abs() - (2e-7 + amplified);
+    EXPECT_LE(excess.max().item<double>(), 0.0) << "parameter " << i;
+    well_conditioned += (amplified < 1e-8).sum().item<int64_t>();
   }
+  // Most elements are held to 2e-7 (+1e-8): the bound is not vacuous.
+  int64_t total = 0;
+  for (const at::Tensor& p : fused) total += p.numel();
+  EXPECT_GT(well_conditioned, total * 9 / 10);
 }
 
 TEST(TrainerTest, MicroBatchPackingDoesNotChangeTheUpdate) {
@@ -312,9 +325,11 @@ TEST(TrainerTest, MicroBatchPackingDoesNotChangeTheUpdate) {
       EXPECT_LE(MaxAbsDiff(tensor, m.at(name)), 1e-6) << name;
     }
     EXPECT_GT(largest, 1e-4);  // and are not trivially zero
-    // ... and so do the weights.
-    ExpectSameParameters(*small, *large, 1e-6);
-    ExpectSameParameters(*small, *mid, 1e-6);
+    // ... and so do the weights, to AdamW's conditioning: where a gradient is near eps, the
+    // step lr * m / (sqrt(v) + eps) turns rounding in m into up to ~1e-5 (seen on AMD EPYC with
+    // OpenBLAS's Haswell kernels). 5e-5 is 1/80 of the largest move of these 4 steps (4 lr).
+    ExpectSameParameters(*small, *large, 5e-5);
+    ExpectSameParameters(*small, *mid, 5e-5);
   }
 }
 
@@ -394,7 +409,8 @@ TEST(TrainerTest, LoadRefusesAnotherArchitectureOrAMissingCheckpoint) {
   std::unique_ptr<Trainer> b = *Trainer::Create(TinyModel(1, wider), BaseConfig());
   absl::Status s = b->Load(dir);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("model.layers.0.mlp.gate_proj.weight: expected [96, 32], got [64, 32]"));
+  EXPECT_THAT(s.message(),
+              HasSubstr("model.layers.0.mlp.gate_proj.weight: expected [96, 32], got [64, 32]"));
   EXPECT_EQ(b->step(), 0);
 
   s = a->Load(dir + "_nowhere");
