@@ -398,6 +398,13 @@ absl::Status InferenceEngine::StepWithRoom(int64_t version, std::vector<StepInpu
     if (inputs.empty()) return absl::OkStatus();
   }
   if (inputs.empty()) return absl::OkStatus();
+  // Invariant 1 (ARCHITECTURE §4), checked at the one place KV meets weights: every sequence
+  // of a step was produced by the weights that step runs on.
+  for (const StepInput& in : inputs) {
+    DS_CHECK(kv_->WeightVersion(in.sequence) == version)
+        << "KV of weight version " << kv_->WeightVersion(in.sequence) << " in a step on version "
+        << version;
+  }
   DS_ASSIGN_OR_RETURN(*logits, models_.at(version)->Step(*kv_, inputs));
   int64_t fed = 0;
   for (const StepInput& in : inputs) fed += static_cast<int64_t>(in.tokens.size());

@@ -22,7 +22,9 @@
 // to the version that computed it: each version has its own radix cache and lookups never
 // cross versions, so KV is never reused across versions. Requests in flight either finish on
 // their old weights (kFinishInFlight) or are aborted and requeued onto the new ones
-// (kAbortInFlight); an old version's model and cache are dropped once nothing uses them.
+// (kAbortInFlight); an old version's model and cache are dropped once nothing uses them. A
+// request preempted for KV space starts over when room frees up, on the newest weights then:
+// under kFinishInFlight such a request ends on the new version (every sample says which).
 //
 // Threading contract: Submit, ReleaseHandle, SwapWeights, stats and WaitIdle are thread-safe
 // and callable from any thread; Submit and SwapWeights never block on model work. Callbacks

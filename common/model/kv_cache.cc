@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <sys/mman.h>
+
 #include "absl/strings/str_cat.h"
 
 #include "common/core/logging.h"
@@ -11,6 +13,21 @@ namespace deepsearch {
 namespace {
 
 int64_t BlocksFor(int64_t length) { return (length + KvCache::kBlock - 1) / KvCache::kBlock; }
+
+// A zero-filled tensor. On CPU its memory is an anonymous mapping: page-aligned, zero, and
+// committed by the kernel page by page on first write, so a pool reserved whole at its budget
+// costs memory only as blocks are used. Elsewhere (CUDA) it is allocated up front.
+at::Tensor ReservedZeros(at::IntArrayRef shape, const at::TensorOptions& options) {
+  if (!options.device().is_cpu()) return at::zeros(shape, options);
+  int64_t numel = 1;
+  for (const int64_t d : shape) numel *= d;
+  const size_t bytes = std::max<size_t>(
+      1, static_cast<size_t>(numel) * c10::elementSize(options.dtype().toScalarType()));
+  void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) return at::zeros(shape, options);
+  return at::from_blob(
+      data, shape, [bytes](void* p) { ::munmap(p, bytes); }, options);
+}
 
 }  // namespace
 
@@ -23,13 +40,16 @@ KvCache::KvCache(const Qwen2Config& config, at::ScalarType dtype, at::Device dev
       device_(device),
       layout_(layout),
       max_blocks_(max_blocks) {
-  int64_t blocks = std::max<int64_t>(initial_blocks, 1);
-  if (max_blocks_ > 0) blocks = std::min(blocks, max_blocks_);
+  // A bounded pool is reserved whole: it never grows, so it never holds an old and a new copy
+  // at once (growth by doubling peaks at 1.5x the final size), and on CPU the reservation
+  // costs nothing until blocks are written (ReservedZeros). An unbounded one starts at
+  // initial_blocks and doubles.
+  const int64_t blocks = max_blocks_ > 0 ? max_blocks_ : std::max<int64_t>(initial_blocks, 1);
   const auto options = at::TensorOptions().dtype(dtype_).device(device_);
   keys_ = layout_ == KvLayout::kTiledKeys
-              ? at::zeros({layers_, blocks, kv_heads_, head_dim_, kBlock}, options)
-              : at::zeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
-  values_ = at::zeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
+              ? ReservedZeros({layers_, blocks, kv_heads_, head_dim_, kBlock}, options)
+              : ReservedZeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
+  values_ = ReservedZeros({layers_, blocks, kv_heads_, kBlock, head_dim_}, options);
   ref_.assign(static_cast<size_t>(blocks), 0);
   for (int64_t b = blocks - 1; b >= 0; --b) free_.push_back(static_cast<BlockId>(b));
 }

@@ -13,8 +13,12 @@
 // transposed, [layers, blocks, kv_heads, head_dim, 16] (kTiledKeys: what the CPU kernels
 // read; scores for a block's 16 keys are 16-lane multiply-adds, no horizontal sums).
 //
-// The pool grows by doubling up to `max_blocks` (0: unbounded); beyond that PrepareAppend
-// fails with RESOURCE_EXHAUSTED and the caller evicts (the engine evicts its prefix cache).
+// With a budget (`max_blocks` > 0) the pool is reserved whole at creation and never grows:
+// memory never exceeds the budget, not even transiently, and on CPU the reservation is an
+// anonymous mapping whose pages are committed only when first written, so an idle budget
+// costs nothing. Without one (0) the pool starts at `initial_blocks` and doubles as needed.
+// When no block is free PrepareAppend fails with RESOURCE_EXHAUSTED and the caller evicts
+// (the engine evicts its prefix cache).
 //
 // Every sequence carries the weight version that produced its KV; Fork keeps it. The engine
 // never mixes versions in one sequence or reuses KV across versions.
@@ -101,7 +105,7 @@ class KvCache {
   Sequence& Get(SequenceId id);
   const Sequence& Get(SequenceId id) const;
   bool SharedPartialLast(const Sequence& s, int64_t count) const;
-  // A free block (growing the pool if allowed), or -1.
+  // A free block (growing an unbounded pool), or -1.
   BlockId Allocate();
   void Unref(BlockId block);
   bool Grow();

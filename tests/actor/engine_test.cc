@@ -107,6 +107,42 @@ TEST(EngineTest, ConcurrentRequestsEqualOneByOneGeneration) {
   EXPECT_EQ(engine->stats().requests_done, 4);
 }
 
+// A 150-token prefix under a 16-token step budget is prefilled in chunks, beside requests
+// that decode meanwhile; every sample equals generation alone, and no step exceeds the
+// budget (tokens computed <= steps x 16).
+TEST(EngineTest, ChunkedPrefillUnderAStepBudgetEqualsOneByOneGeneration) {
+  EngineOptions options;
+  options.max_step_tokens = 16;
+  options.max_batch = 8;
+  auto engine = Engine(5, options);
+  auto reference = Model(5);
+  Generator generator(*reference, {});
+  std::vector<int32_t> long_prefix;
+  for (int32_t i = 0; i < 150; ++i) long_prefix.push_back((i * 7 + 3) % 40);
+  std::vector<ExpansionRequest> requests = {Request(long_prefix, 2, 8, 21),
+                                            Request({4, 2}, 3, 30, 22)};
+  std::vector<ExpansionResult> results(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = engine->Expand(requests[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    GenerationRequest g{requests[i].tokens, requests[i].num_samples, requests[i].sampling};
+    auto alone = generator.Generate({&g, 1});
+    ASSERT_TRUE(alone.ok());
+    ExpansionResult expected;
+    for (const GeneratedSample& s : (*alone)[0]) {
+      expected.samples.push_back({s.tokens, s.logprobs, s.entropies, s.finish, 1, 0});
+    }
+    ExpectSameSamples(results[i], expected, "request " + std::to_string(i));
+  }
+  const EngineStats stats = engine->stats();
+  EXPECT_GE(stats.prefill_tokens, 150);
+  EXPECT_GE(stats.steps, 150 / 16);  // the long prefill alone takes 10 steps
+  EXPECT_LE(stats.tokens_computed, stats.steps * 16);
+}
+
 // A tree: a root expansion, then every sample expanded again by its handle, twice.
 std::vector<ExpansionResult> Tree(InferenceEngine& engine) {
   std::vector<ExpansionResult> out;
@@ -208,9 +244,15 @@ TEST(EngineTest, KvIsNeverReusedAcrossWeightVersions) {
 
   ASSERT_TRUE(engine->SwapWeights(Model(2), 2).ok());
   EXPECT_EQ(engine->weight_version(), 2);
+  EXPECT_GT(engine->stats().cache_bytes_held, 0);
   // The same prefix again: nothing of version 1 is reused, and the samples are version 2's.
   ExpansionResult v2 = engine->Expand(request);
   EXPECT_EQ(engine->stats().tokens_reused, reused_v1);
+  // Version 1's cached blocks were released once nothing ran on it: the engine holds exactly
+  // what an engine that only ever had version 2 holds after the same request.
+  auto only_v2 = Engine(2, {}, 2);
+  ASSERT_TRUE(only_v2->Expand(request).status.ok());
+  EXPECT_EQ(engine->stats().cache_bytes_held, only_v2->stats().cache_bytes_held);
   // (The child's prefix starts with the prompt version 2 has just cached: that is reused.)
   ExpansionResult v2_child = engine->Expand(child);
   EXPECT_EQ(engine->stats().tokens_reused, reused_v1 + 8);

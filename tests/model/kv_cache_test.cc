@@ -2,6 +2,10 @@
 // reference counts, outside references, the block budget.
 #include "common/model/kv_cache.h"
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -83,7 +87,8 @@ TEST(KvCacheTest, TheBudgetHoldsAndAFailedPrepareChangesNothing) {
   KvCache cache = Make(2, 4);
   EXPECT_EQ(cache.BytesPerBlock(), 2 * 2 * 1 * 16 * 8 * 4);
   const KvCache::SequenceId a = cache.Create();
-  ASSERT_TRUE(cache.PrepareAppend(a, 48).ok());  // 3 blocks: the pool grows from 2 to 4
+  EXPECT_EQ(cache.total_blocks(), 4);            // a bounded pool is reserved whole
+  ASSERT_TRUE(cache.PrepareAppend(a, 48).ok());  // 3 blocks
   cache.SetLength(a, 48);
   EXPECT_EQ(cache.total_blocks(), 4);
   const KvCache::SequenceId b = cache.Create();
@@ -95,6 +100,31 @@ TEST(KvCacheTest, TheBudgetHoldsAndAFailedPrepareChangesNothing) {
   EXPECT_EQ(cache.free_blocks(), 1);
   EXPECT_EQ(cache.total_blocks(), 4);  // never beyond max_blocks
   EXPECT_LE(cache.BytesAllocated(), 4 * cache.BytesPerBlock());
+}
+
+// Resident memory of this process, from /proc/self/statm.
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+TEST(KvCacheTest, AReservedBudgetCostsMemoryOnlyAsItIsWritten) {
+  constexpr int64_t kBudget = int64_t{512} << 20;
+  const int64_t before = ResidentBytes();
+  KvCache cache = Make(4, kBudget / Make(1, 1).BytesPerBlock());
+  EXPECT_EQ(cache.BytesAllocated(), kBudget);
+  EXPECT_LT(ResidentBytes() - before, int64_t{32} << 20);  // reserved, not committed
+  // Blocks read as zeros, and writing one commits about its pages only.
+  const KvCache::SequenceId seq = cache.Create();
+  ASSERT_TRUE(cache.PrepareAppend(seq, 16).ok());
+  const int64_t block = cache.Blocks(seq)[0];
+  EXPECT_EQ(cache.values().select(1, block).abs().sum().item<float>(), 0.0f);
+  cache.values().select(1, block).fill_(1.0f);
+  EXPECT_EQ(cache.values().select(1, block).sum().item<float>(),
+            static_cast<float>(cache.values().select(1, block).numel()));
+  EXPECT_LT(ResidentBytes() - before, int64_t{32} << 20);
 }
 
 TEST(KvCacheDeathTest, MisuseCrashes) {
