@@ -133,6 +133,40 @@ TEST(LearnerTest, TrainJobScreensTrainsPublishesAndAdmitsToReplay) {
   EXPECT_EQ(reexported->payload, now->payload);
 }
 
+// Plain GRPO in the same learner: the same screening, then ROLLOUT leases of `trajectories`
+// direct samples (no tree) per hard problem, trained with the same loss family on outcome
+// rewards, published like every step.
+TEST(LearnerTest, GrpoJobsTrainOnDirectRollouts) {
+  ScratchDir dir("learner_grpo");
+  RecordingSink sink;
+  auto learner = Learner::Create(SmallOptions(dir, "state"), &sink);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  Learner& l = **learner;
+  JobOptions options;
+  options.algorithm = "grpo";
+  absl::StatusOr<Job> job = l.Submit(JobKind::kTrain, "grpo", NumberedProblems(4), options, "g-1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(l.Poll().ok());
+  ASSERT_EQ(ServeLeases(l).size(), 4u);  // screening
+  ASSERT_TRUE(l.Poll().ok());
+  const std::vector<IssuedLease> step1 = ServeLeases(l);
+  ASSERT_EQ(step1.size(), 2u);
+  for (const IssuedLease& lease : step1) {
+    EXPECT_EQ(lease.spec.kind, LeaseKind::kRollout);
+    EXPECT_EQ(lease.spec.num_trajectories, 4);
+  }
+  const Job done = RunUntilDone(l, job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.progress.training_steps, 2);
+  EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3));
+  // The weights moved.
+  absl::StatusOr<WeightSet> now = l.CurrentWeights();
+  ASSERT_TRUE(now.ok());
+  auto fresh = Learner::Create(SmallOptions(dir, "fresh"), nullptr);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_NE(now->payload, (*fresh)->CurrentWeights()->payload);
+}
+
 TEST(LearnerTest, ResumeFromACheckpointContinuesExactlyAsAnUninterruptedRun) {
   ScratchDir dir("learner_resume");
   LearnerOptions options = SmallOptions(dir, "a");
