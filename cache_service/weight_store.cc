@@ -158,19 +158,39 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     ++stats_.publish_rejected;
     return status;
   };
+  int64_t latest = 0;
+  bool kept = false;
   {
     absl::MutexLock lock(&mu_);
-    const int64_t latest = versions_.empty() ? 0 : versions_.back();
+    latest = versions_.empty() ? 0 : versions_.back();
+    kept = std::find(versions_.begin(), versions_.end(), version) != versions_.end();
     if (version <= 0) {
       ++stats_.publish_rejected;
       return absl::InvalidArgumentError(
           absl::StrCat("weight version ", version, ": versions start at 1"));
     }
-    if (version <= latest) {
-      ++stats_.publish_rejected;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "weight version ", version, " is not newer than the newest stored version ", latest));
+    if (version < latest && !kept && (versions_.empty() || version < versions_.front())) {
+      // A learner that resumed from an older checkpoint republishes what it had published.
+      return absl::AlreadyExistsError(absl::StrCat("weight version ", version,
+                                                   " is older than every kept version (oldest ",
+                                                   versions_.front(), "); nothing to store"));
     }
+  }
+  if (kept) {
+    // The same version again: fine when it is the same weights (a restarted learner), refused
+    // when it is other ones (versions name weights; they never change).
+    absl::StatusOr<std::shared_ptr<const WeightSet>> stored = Get(version);
+    if (stored.ok() && (*stored)->tensors == encoded.tensors) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("weight version ", version, " is already stored, with these weights"));
+    }
+    return refuse(absl::FailedPreconditionError(
+        absl::StrCat("weight version ", version, " is stored with other weights (the newest is ",
+                     latest, "); versions must increase")));
+  }
+  if (version <= latest) {
+    return refuse(absl::FailedPreconditionError(absl::StrCat(
+        "weight version ", version, " is not newer than the newest stored version ", latest)));
   }
   std::shared_ptr<const WeightSet> base;
   if (encoded.encoding == WeightEncoding::kDelta) {

@@ -71,8 +71,11 @@ class WeightStore {
   // unreadable or corrupted version file (its checksum does not match).
   static absl::StatusOr<std::unique_ptr<WeightStore>> Open(WeightStoreOptions options);
 
-  // Decodes, checks and stores one version (see the file comment). Errors: FailedPrecondition
-  // for a version not newer than the newest, a delta whose base is not kept; DataLoss and
+  // Decodes, checks and stores one version (see the file comment). A version already stored
+  // with the same tensors (their checksums), or one older than every kept version, is
+  // AlreadyExists: a learner resumed from a checkpoint republishes what it published before.
+  // Errors: FailedPrecondition for a kept version with other weights, any other version not
+  // newer than the newest, a delta whose base is not kept; DataLoss and
   // InvalidArgument from decoding (the message names what did not match); the file system's
   // error when writing fails. On any error nothing becomes visible.
   absl::Status Publish(EncodedWeights encoded);

@@ -66,17 +66,29 @@ TEST_F(WeightStoreTest, KeepsTheNewestVersionsInOrder) {
   EXPECT_EQ(store->stats().versions_kept, 2);
 }
 
-TEST_F(WeightStoreTest, RefusesVersionsThatAreNotNewer) {
-  auto store = Open();
-  ASSERT_TRUE(store->Publish(EncodeFull(MakeSet(3))).ok());
-  for (int64_t v : {3, 2}) {
-    const absl::Status s = store->Publish(EncodeFull(MakeSet(v)));
-    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-    EXPECT_THAT(s.message(), HasSubstr("not newer than the newest stored version 3"));
-  }
+TEST_F(WeightStoreTest, VersionsOnlyIncreaseAndARepublishIsAlreadyExists) {
+  auto store = Open(/*keep=*/2);
+  for (int64_t v : {1, 2, 4}) ASSERT_TRUE(store->Publish(EncodeFull(MakeSet(v))).ok());
+  // A resumed learner republishing what it published: the same weights, or a version older
+  // than every kept one.
+  absl::Status s = store->Publish(EncodeFull(MakeSet(4)));
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  s = store->Publish(EncodeFull(MakeSet(1)));
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("older than every kept version (oldest 2)"));
+  // Other weights under a kept version, or a version between kept ones, are refused.
+  WeightSet other = MakeSet(5);
+  other.version = 4;
+  s = store->Publish(EncodeFull(other));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("version 4 is stored with other weights (the newest is 4)"));
+  s = store->Publish(EncodeFull(MakeSet(3)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("not newer than the newest stored version 4"));
   EXPECT_TRUE(absl::IsInvalidArgument(store->Publish(EncodeFull(MakeSet(0)))));
   EXPECT_EQ(store->stats().publish_rejected, 3);
-  EXPECT_THAT(store->versions(), ElementsAre(3));
+  EXPECT_THAT(store->versions(), ElementsAre(2, 4));
+  ExpectSameSet(**store->Get(4), MakeSet(4));
 }
 
 TEST_F(WeightStoreTest, ADeltaIsAppliedToItsKeptBaseBitExact) {
@@ -146,7 +158,8 @@ TEST_F(WeightStoreTest, ARestartContinuesFromTheKeptFiles) {
   ExpectSameSet(**store->Get(2), MakeSet(2));
   EXPECT_THAT(Files(),
               ElementsAre("weights-000000000001.safetensors", "weights-000000000002.safetensors"));
-  EXPECT_TRUE(absl::IsFailedPrecondition(store->Publish(EncodeFull(MakeSet(2)))));
+  EXPECT_TRUE(absl::IsAlreadyExists(store->Publish(EncodeFull(MakeSet(2)))));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Publish(EncodeFull(MakeSet(1, 64)))));
 }
 
 TEST_F(WeightStoreTest, ACorruptedFileIsReportedByName) {
