@@ -30,124 +30,14 @@
 
 #include <CLI/CLI.hpp>
 
-#include "absl/strings/str_cat.h"
-
+#include "bench/qwen_weight_sets.h"
 #include "bench/roofline.h"
 #include "common/core/hash.h"
-#include "common/core/rng.h"
 #include "common/rpc/weight_stream.h"
 #include "common/weights/weight_set.h"
 
 namespace deepsearch::bench {
 namespace {
-
-struct Shape {
-  std::string name;
-  std::vector<int64_t> dims;
-  bool norm = false;  // values ~1 rather than ~N(0, 0.02)
-};
-
-// Qwen2.5-0.5B's tensors with `vocab` rows of embedding and `layers` layers.
-std::vector<Shape> QwenShapes(int64_t vocab, int64_t layers) {
-  constexpr int64_t kHidden = 896, kInter = 4864, kQ = 14 * 64, kKv = 2 * 64;
-  std::vector<Shape> shapes = {{"model.embed_tokens.weight", {vocab, kHidden}}};
-  for (int64_t l = 0; l < layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    shapes.push_back({p + "input_layernorm.weight", {kHidden}, true});
-    shapes.push_back({p + "self_attn.q_proj.weight", {kQ, kHidden}});
-    shapes.push_back({p + "self_attn.q_proj.bias", {kQ}});
-    shapes.push_back({p + "self_attn.k_proj.weight", {kKv, kHidden}});
-    shapes.push_back({p + "self_attn.k_proj.bias", {kKv}});
-    shapes.push_back({p + "self_attn.v_proj.weight", {kKv, kHidden}});
-    shapes.push_back({p + "self_attn.v_proj.bias", {kKv}});
-    shapes.push_back({p + "self_attn.o_proj.weight", {kHidden, kQ}});
-    shapes.push_back({p + "post_attention_layernorm.weight", {kHidden}, true});
-    shapes.push_back({p + "mlp.gate_proj.weight", {kInter, kHidden}});
-    shapes.push_back({p + "mlp.up_proj.weight", {kInter, kHidden}});
-    shapes.push_back({p + "mlp.down_proj.weight", {kHidden, kInter}});
-  }
-  shapes.push_back({"model.norm.weight", {kHidden}, true});
-  return shapes;
-}
-
-uint64_t Bytes(const std::vector<Shape>& shapes) {
-  uint64_t total = 0;
-  for (const Shape& s : shapes) {
-    uint64_t n = 2;
-    for (const int64_t d : s.dims) n *= static_cast<uint64_t>(d);
-    total += n;
-  }
-  return total;
-}
-
-// The 0.5B layout scaled to about `bytes`: as many whole layers as fit in the share layers
-// have at full size, the rest embedding rows.
-std::vector<Shape> ScaledShapes(uint64_t bytes) {
-  const uint64_t full = Bytes(QwenShapes(151936, 24));
-  const auto layers = std::max<int64_t>(
-      1, static_cast<int64_t>(24.0 * static_cast<double>(bytes) / static_cast<double>(full)));
-  const uint64_t rest = bytes - std::min(bytes, Bytes(QwenShapes(0, layers)));
-  return QwenShapes(std::max<int64_t>(64, static_cast<int64_t>(rest / (896 * 2))), layers);
-}
-
-uint16_t ToBf16(float value) {  // round to nearest even (finite values)
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  bits += 0x7FFF + ((bits >> 16) & 1);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-// xorshift64*: the project's Rng is too slow for a billion draws.
-struct FastRng {
-  uint64_t state;
-  uint64_t Next() {
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return state * 0x2545F4914F6CDD1DULL;
-  }
-};
-
-// The bf16 export of f32 master weights before and after an optimizer step. The masters are
-// a bf16 value (drawn from a table of normal draws: a billion normal draws are slow) plus
-// random low bits; the step multiplies each by 1 +- `step`, random sign, and both sets round
-// the masters to nearest even.
-std::pair<WeightSet, WeightSet> MakeSets(const std::vector<Shape>& shapes, double step) {
-  const float up = static_cast<float>(1 + step), down = static_cast<float>(1 - step);
-  Rng rng(1);
-  std::vector<uint16_t> weights(1 << 16), norms(1 << 16);
-  for (uint16_t& w : weights) w = ToBf16(static_cast<float>(0.02 * rng.Normal()));
-  for (uint16_t& w : norms) w = ToBf16(static_cast<float>(1.0 + 0.1 * rng.Normal()));
-  FastRng fast{12345};
-  WeightSet before, after;
-  before.version = 1;
-  after.version = 2;
-  before.payload.reserve(Bytes(shapes));
-  after.payload.reserve(Bytes(shapes));
-  std::vector<uint16_t> old_values, new_values;
-  for (const Shape& s : shapes) {
-    int64_t n = 1;
-    for (const int64_t d : s.dims) n *= d;
-    old_values.resize(static_cast<size_t>(n));
-    new_values.resize(static_cast<size_t>(n));
-    const std::vector<uint16_t>& table = s.norm ? norms : weights;
-    for (size_t i = 0; i < old_values.size(); ++i) {
-      const uint64_t r = fast.Next();
-      const uint32_t bits = static_cast<uint32_t>(table[r & 0xFFFF]) << 16 | ((r >> 16) & 0xFFFF);
-      float master;
-      std::memcpy(&master, &bits, 4);
-      old_values[i] = ToBf16(master);
-      new_values[i] = ToBf16(master * ((r >> 32) & 1 ? up : down));
-    }
-    for (auto [set, values] : {std::pair{&before, &old_values}, std::pair{&after, &new_values}}) {
-      const absl::Status added = set->Add(
-          s.name, Dtype::kBF16, s.dims,
-          std::string_view(reinterpret_cast<const char*>(values->data()), values->size() * 2));
-      if (!added.ok()) std::fprintf(stderr, "%s\n", std::string(added.message()).c_str());
-    }
-  }
-  return {std::move(before), std::move(after)};
-}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -194,8 +84,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  const std::vector<Shape> shapes = ScaledShapes(static_cast<uint64_t>(mib) << 20);
-  const auto [base, target] = MakeSets(shapes, step);
+  const std::vector<QwenShape> shapes = ScaledQwenShapes(static_cast<uint64_t>(mib) << 20);
+  const auto [base, target] = MakeQwenWeightSets(shapes, step);
   const double gb = static_cast<double>(base.payload.size()) / 1e9;
   size_t changed = 0;
   for (size_t i = 0; i < base.payload.size(); i += 2)

@@ -202,6 +202,9 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     }
     base = *std::move(b);
   }
+  // A full encoding's data are the payload: its verified checksum is the payload's.
+  const bool full = encoded.encoding == WeightEncoding::kFull;
+  const uint64_t full_checksum = encoded.data_checksum;
   absl::StatusOr<WeightSet> decoded = DecodeWeights(std::move(encoded), base.get());
   if (!decoded.ok())
     return refuse(Annotate(decoded.status(), absl::StrCat("weight version ", version)));
@@ -222,7 +225,7 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
       {kVersionKey, std::to_string(version)},
       {kConfigKey, set->model_config_json},
       {kOrderKey, order.dump()},
-      {kChecksumKey, HashHex64(Hash64(set->payload))},
+      {kChecksumKey, HashHex64(full ? full_checksum : Hash64(set->payload))},
   };
   if (absl::Status s = WriteSafetensors(PathOf(version), std::move(tensors), metadata); !s.ok()) {
     return refuse(Annotate(s, absl::StrCat("storing weight version ", version)));

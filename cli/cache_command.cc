@@ -73,6 +73,7 @@ int RunCache(const CacheArgs& args) {
       args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides)
                           : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
   if (!config.ok()) return fail(config.status());
+  if (absl::Status s = ConfigureMalloc(config->runtime); !s.ok()) return fail(s);
   const CacheOptions& options = config->cache;
 
   std::error_code ec;

@@ -110,6 +110,18 @@ absl::StatusOr<SftEval> EvaluateGreedy(const Qwen2Model& model, const Tokenizer&
   return eval;
 }
 
+TrainerConfig SftTrainerConfig(const SftConfig& config, int64_t vocab_limit) {
+  TrainerConfig c;
+  c.lr = config.lr;
+  c.warmup_steps = config.warmup_steps;
+  c.weight_decay = config.weight_decay;
+  c.grad_clip = config.grad_clip;
+  c.mini_batches = 1;
+  c.micro_batch_tokens = config.micro_batch_tokens;
+  c.vocab_limit = vocab_limit;
+  return c;
+}
+
 absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string& out_dir,
                                  const SftConfig& config) {
   if (config.steps < 0) return absl::InvalidArgumentError("steps must be >= 0");
@@ -146,16 +158,9 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
     max_new_tokens = static_cast<int32_t>(2 * longest + 16);
   }
 
-  TrainerConfig trainer_config;
-  trainer_config.lr = config.lr;
-  trainer_config.warmup_steps = config.warmup_steps;
-  trainer_config.weight_decay = config.weight_decay;
-  trainer_config.grad_clip = config.grad_clip;
-  trainer_config.mini_batches = 1;
-  trainer_config.micro_batch_tokens = config.micro_batch_tokens;
-  trainer_config.vocab_limit = tokenizer.vocab_size();
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                      Trainer::Create(std::move(loaded.model), trainer_config));
+  DS_ASSIGN_OR_RETURN(
+      std::unique_ptr<Trainer> trainer,
+      Trainer::Create(std::move(loaded.model), SftTrainerConfig(config, tokenizer.vocab_size())));
 
   SftResult result;
   auto evaluate = [&](std::string_view when) -> absl::StatusOr<SftEval> {

@@ -32,6 +32,7 @@
 #include "common/tasks/task.h"
 #include "common/tokenizer/tokenizer.h"
 #include "learner/train_batch.h"
+#include "learner/trainer_config.h"
 
 namespace deepsearch {
 
@@ -87,6 +88,10 @@ absl::StatusOr<SftEval> EvaluateGreedy(const Qwen2Model& model, const Tokenizer&
                                        const PromptFormat& format, const TaskFamily& family,
                                        const std::vector<Problem>& problems,
                                        int32_t max_new_tokens);
+
+// The trainer settings of the warm start: `config`'s optimizer settings, one optimizer step
+// per training step, logits over the first `vocab_limit` ids (the tokenizer's).
+TrainerConfig SftTrainerConfig(const SftConfig& config, int64_t vocab_limit);
 
 // The whole warm start: loads `model_dir` (float32 master weights on the CPU), evaluates,
 // trains, evaluates again and writes the trained model to `out_dir` (SaveModelDirectory,

@@ -34,5 +34,5 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 rc=$?
 set -e
 echo "test command: exit $rc after $(($(date +%s) - t0)) s (log: $log)"
-grep -E "tests passed|tests failed" "$log" | tail -1 || true
+grep -E "tests passed|tests failed|^test.sh:" "$log" | tail -2 || true
 exit $rc

@@ -1,5 +1,8 @@
 #include "common/core/runtime_config.h"
 
+#include <malloc.h>
+
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -19,10 +22,23 @@ void LoggingConfig::Bind(ConfigBinder& b) {
          "Minimum level logged; DEEPSEARCH_LOG_LEVEL overrides it");
 }
 
+absl::Status ConfigureMalloc(const RuntimeConfig& config) {
+  if (!config.keep_freed_memory) return absl::OkStatus();
+  // No mmapped blocks; trim the top of the heap only beyond 2 GiB; grow it 256 MiB at a time.
+  if (::mallopt(M_MMAP_MAX, 0) == 0 || ::mallopt(M_TRIM_THRESHOLD, INT_MAX) == 0 ||
+      ::mallopt(M_TOP_PAD, 256 << 20) == 0) {
+    return absl::InternalError("runtime.keep_freed_memory: glibc's mallopt refused a setting");
+  }
+  return absl::OkStatus();
+}
+
 void RuntimeConfig::Bind(ConfigBinder& b) {
   b.Field("torch_threads", torch_threads, "Torch intra-op threads per process").Range(1, 256);
   b.Field("torch_interop_threads", torch_interop_threads, "Torch inter-op threads per process")
       .Range(1, 256);
+  b.Field("keep_freed_memory", keep_freed_memory,
+          "Torch processes keep freed memory for reuse instead of returning it to the system "
+          "(faster training steps; the process keeps its peak memory)");
 }
 
 void TlsConfig::Bind(ConfigBinder& b) {

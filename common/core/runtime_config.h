@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -25,9 +26,20 @@ struct RuntimeConfig {
   // thread costs milliseconds of synchronisation per op when another process is busy.
   int32_t torch_threads = 1;
   int32_t torch_interop_threads = 1;
+  // Keep freed memory in the process for reuse (see ConfigureMalloc).
+  bool keep_freed_memory = true;
 
   void Bind(ConfigBinder& b);
 };
+
+// Applies runtime.keep_freed_memory to glibc's malloc: every block from the heap, never a
+// private mmap that is unmapped when freed, and a top of heap that is not trimmed. Large
+// buffers (ATen's tensors, a weight version's payload, gRPC messages) are then reused memory
+// after their first use instead of fresh pages that fault in 4 KiB at a time on every
+// training step or every weight version (docs/BENCHMARKS.md, "Tree-GRPO training" and "Cache
+// service"). The cost: the process keeps its peak memory. Call once at start-up, before
+// other threads allocate.
+absl::Status ConfigureMalloc(const RuntimeConfig& config);
 
 struct TlsConfig {
   bool enabled = false;

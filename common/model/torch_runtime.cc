@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
+#include "common/core/status.h"
 #include "common/model/torch_pch.h"
 
 namespace deepsearch {
@@ -56,6 +57,7 @@ TorchRuntimeInfo GetTorchRuntimeInfo() {
 }
 
 absl::Status ConfigureTorchRuntime(const RuntimeConfig& config) {
+  DS_RETURN_IF_ERROR(ConfigureMalloc(config));
   try {
     at::set_num_threads(config.torch_threads);
     if (at::get_num_interop_threads() != config.torch_interop_threads) {

@@ -25,8 +25,9 @@ struct TorchRuntimeInfo {
 
 TorchRuntimeInfo GetTorchRuntimeInfo();
 
-// Applies runtime.torch_threads / torch_interop_threads. Call once at start-up, before any
-// torch work (the inter-op pool cannot be resized once used: that is an error).
+// Applies runtime.torch_threads / torch_interop_threads, and ConfigureMalloc. Call once at
+// start-up, before any torch work (the inter-op pool cannot be resized once used: that is an
+// error).
 absl::Status ConfigureTorchRuntime(const RuntimeConfig& config);
 
 }  // namespace deepsearch

@@ -44,9 +44,17 @@ std::string Scratch(const std::string& name) {
   return dir;
 }
 
-std::unique_ptr<v1::CacheService::Stub> Connect(const std::string& address) {
+// `small_window`: a client that buffers at most 64 KiB per stream (no BDP-driven growth of
+// its flow-control window), so a subscriber that does not read holds the server back at once.
+std::unique_ptr<v1::CacheService::Stub> Connect(const std::string& address,
+                                                bool small_window = false) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  if (small_window) {
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+    args.SetInt("deepsearch.test.connection", 1);  // its own connection
+  }
   return v1::CacheService::NewStub(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
@@ -291,8 +299,9 @@ TEST_F(CacheServiceTest, ALateSubscriberStartsAtTheNewestVersion) {
 }
 
 TEST_F(CacheServiceTest, ASlowSubscriberBlocksNobodyAndSkipsToTheNewest) {
-  constexpr int kN = 1 << 20;  // 6 MiB versions: far beyond any stream's flow-control window
-  Subscriber slow(stub_.get(), 0, /*accept_delta=*/false, /*slow=*/true);
+  constexpr int kN = 1 << 20;  // 6 MiB versions: far beyond the slow stream's 64 KiB window
+  auto slow_stub = Connect(server_->dial_address(), /*small_window=*/true);
+  Subscriber slow(slow_stub.get(), 0, /*accept_delta=*/false, /*slow=*/true);
   Subscriber fast(stub_.get(), 0, /*accept_delta=*/false);
   for (int64_t v = 1; v <= 5; ++v) {
     ASSERT_TRUE(Publish(*stub_, EncodeFull(MakeSet(v, kN))).ok()) << "version " << v;
