@@ -76,6 +76,31 @@ void ExpectSameSamples(const ExpansionResult& a, const ExpansionResult& b,
   }
 }
 
+// Submits every request from its own thread at once, and returns the results in order.
+std::vector<ExpansionResult> ExpandConcurrently(InferenceEngine& engine,
+                                                const std::vector<ExpansionRequest>& requests) {
+  std::vector<ExpansionResult> results(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = engine.Expand(requests[i]); });
+  }
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+// What the one-by-one generator samples for `request` (weight version 1, no handles).
+ExpansionResult GeneratedAlone(Generator& generator, const ExpansionRequest& request) {
+  GenerationRequest g{request.tokens, request.num_samples, request.sampling};
+  auto alone = generator.Generate({&g, 1});
+  EXPECT_TRUE(alone.ok());
+  ExpansionResult expected;
+  if (!alone.ok()) return expected;
+  for (const GeneratedSample& s : (*alone)[0]) {
+    expected.samples.push_back({s.tokens, s.logprobs, s.entropies, s.finish, 1, 0});
+  }
+  return expected;
+}
+
 TEST(EngineTest, ConcurrentRequestsEqualOneByOneGeneration) {
   auto engine = Engine(7);
   auto reference = Model(7);
@@ -83,21 +108,10 @@ TEST(EngineTest, ConcurrentRequestsEqualOneByOneGeneration) {
   std::vector<ExpansionRequest> requests = {
       Request({1, 2, 3}, 3, 12, 11), Request({9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, 2, 20, 12),
       Request({30}, 4, 6, 13), Request({5, 5, 5, 5, 5}, 1, 25, 14)};
-  std::vector<ExpansionResult> results(requests.size());
-  std::vector<std::thread> threads;
+  const std::vector<ExpansionResult> results = ExpandConcurrently(*engine, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = engine->Expand(requests[i]); });
-  }
-  for (auto& t : threads) t.join();
-  for (size_t i = 0; i < requests.size(); ++i) {
-    GenerationRequest g{requests[i].tokens, requests[i].num_samples, requests[i].sampling};
-    auto alone = generator.Generate({&g, 1});
-    ASSERT_TRUE(alone.ok());
-    ExpansionResult expected;
-    for (const GeneratedSample& s : (*alone)[0]) {
-      expected.samples.push_back({s.tokens, s.logprobs, s.entropies, s.finish, 1, 0});
-    }
-    ExpectSameSamples(results[i], expected, "request " + std::to_string(i));
+    ExpectSameSamples(results[i], GeneratedAlone(generator, requests[i]),
+                      "request " + std::to_string(i));
     EXPECT_EQ(results[i].prefix_length, static_cast<int64_t>(requests[i].tokens.size()));
     for (const PolicySample& s : results[i].samples) {
       EXPECT_EQ(s.weight_version, 1);
@@ -121,21 +135,10 @@ TEST(EngineTest, ChunkedPrefillUnderAStepBudgetEqualsOneByOneGeneration) {
   for (int32_t i = 0; i < 150; ++i) long_prefix.push_back((i * 7 + 3) % 40);
   std::vector<ExpansionRequest> requests = {Request(long_prefix, 2, 8, 21),
                                             Request({4, 2}, 3, 30, 22)};
-  std::vector<ExpansionResult> results(requests.size());
-  std::vector<std::thread> threads;
+  const std::vector<ExpansionResult> results = ExpandConcurrently(*engine, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = engine->Expand(requests[i]); });
-  }
-  for (auto& t : threads) t.join();
-  for (size_t i = 0; i < requests.size(); ++i) {
-    GenerationRequest g{requests[i].tokens, requests[i].num_samples, requests[i].sampling};
-    auto alone = generator.Generate({&g, 1});
-    ASSERT_TRUE(alone.ok());
-    ExpansionResult expected;
-    for (const GeneratedSample& s : (*alone)[0]) {
-      expected.samples.push_back({s.tokens, s.logprobs, s.entropies, s.finish, 1, 0});
-    }
-    ExpectSameSamples(results[i], expected, "request " + std::to_string(i));
+    ExpectSameSamples(results[i], GeneratedAlone(generator, requests[i]),
+                      "request " + std::to_string(i));
   }
   const EngineStats stats = engine->stats();
   EXPECT_GE(stats.prefill_tokens, 150);
