@@ -8,6 +8,11 @@
 // their progress are kept. On a signal the learner stops serving, finishes the training step
 // in progress, writes a checkpoint and exits 0. A status line is logged every
 // learner.status_interval.
+//
+// Data parallel (learner.data_parallel.world_size > 1): start one process per rank with the
+// same config and its own learner.data_parallel.rank. Rank 0 is the learner above; the other
+// ranks only join the process group and train their share of every step, and exit when rank
+// 0 stops. A broken group makes rank 0 exit 1 without a checkpoint (the last one stands).
 #include <signal.h>
 
 #include <iostream>
@@ -22,6 +27,7 @@
 #include "common/core/logging.h"
 #include "common/model/torch_runtime.h"
 #include "common/rpc/server.h"
+#include "learner/data_parallel.h"
 #include "learner/learner.h"
 #include "learner/learner_service.h"
 #include "learner/weight_publisher.h"
@@ -86,6 +92,16 @@ int RunLearner(const LearnerArgs& args) {
   options.search = config->search;
   options.sampling = config->sampling;
 
+  // Data parallel: every rank joins the group first; rank 0 goes on as the learner, the
+  // others train their share of each step until rank 0 stops them.
+  absl::StatusOr<std::unique_ptr<GradientReducer>> reducer =
+      CreateGradientReducer(options.data_parallel);
+  if (!reducer.ok()) return fail(reducer.status());
+  if ((*reducer)->rank() != 0) {
+    if (absl::Status s = RunTrainingWorker(options, **reducer); !s.ok()) return fail(s);
+    return kExitOk;
+  }
+
   std::unique_ptr<CacheWeightPublisher> publisher;
   if (!options.cache_address.empty()) {
     absl::StatusOr<std::unique_ptr<CacheWeightPublisher>> p =
@@ -95,7 +111,8 @@ int RunLearner(const LearnerArgs& args) {
   } else {
     log::Warning("learner: no cache service address: weights are not published");
   }
-  absl::StatusOr<std::unique_ptr<Learner>> learner = Learner::Create(options, publisher.get());
+  absl::StatusOr<std::unique_ptr<Learner>> learner =
+      Learner::Create(options, publisher.get(), reducer->get());
   if (!learner.ok()) return fail(learner.status());
   absl::StatusOr<rpc::ServerAuth> auth = rpc::ServerAuth::FromConfig(config->rpc.auth);
   if (!auth.ok()) return fail(auth.status());
@@ -114,9 +131,10 @@ int RunLearner(const LearnerArgs& args) {
   {
     LearnerStatus status(**learner);
     Periodic status_line(absl::Seconds(30), [&status] { status.Log(); });
-    signal = WaitForTerminationSignal();
+    signal = WaitForTerminationSignalOr([&] { return !(*learner)->failure().ok(); });
   }
-  log::Info("learner: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (signal != 0)
+    log::Info("learner: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->SetServing(false);
   (*server)->Shutdown(absl::Seconds(5));
   if (absl::Status s = (*learner)->Shutdown(); !s.ok()) return fail(s);

@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
+#include <ctime>
+
 namespace deepsearch::cli {
 
 namespace {
@@ -26,6 +29,16 @@ int WaitForTerminationSignal() {
   while (sigwait(&set, &signal) != 0) {
   }
   return signal;
+}
+
+int WaitForTerminationSignalOr(const std::function<bool()>& done) {
+  const sigset_t set = TerminationSignals();
+  const timespec poll = {0, 200 * 1000 * 1000};
+  while (!done()) {
+    const int signal = sigtimedwait(&set, nullptr, &poll);
+    if (signal > 0) return signal;
+  }
+  return 0;
 }
 
 }  // namespace deepsearch::cli

@@ -6,6 +6,8 @@
 //   ... graceful shutdown ...
 #pragma once
 
+#include <functional>
+
 namespace deepsearch::cli {
 
 // Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later), so that
@@ -13,5 +15,8 @@ namespace deepsearch::cli {
 void BlockTerminationSignals();
 // Waits for SIGINT or SIGTERM and returns its number.
 int WaitForTerminationSignal();
+// Waits for SIGINT or SIGTERM (returns its number) or for `done` to return true (returns 0),
+// checking `done` every 200 ms.
+int WaitForTerminationSignalOr(const std::function<bool()>& done);
 
 }  // namespace deepsearch::cli

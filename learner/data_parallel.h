@@ -40,23 +40,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-#include "common/core/config.h"
+#include "learner/data_parallel_config.h"
 #include "learner/gradient_reducer.h"
 
 namespace deepsearch {
-
-struct DataParallelConfig {
-  int32_t rank = 0;
-  int32_t world_size = 1;                      // 1: one process, no process group
-  std::string master = "127.0.0.1:29500";      // host:port of the TCPStore rank 0 hosts
-  std::string backend = "gloo";                // "gloo" (CPU tensors) or "nccl" (CUDA builds only)
-  absl::Duration timeout = absl::Minutes(10);  // rendezvous and every collective
-  // Gloo: the network interface its sockets bind to ("eth0"); empty: the loopback address
-  // when the master is on loopback, else the address this machine's hostname resolves to.
-  std::string gloo_interface;
-
-  void Bind(ConfigBinder& b);
-};
 
 // One process: rank 0 of 1; every collective leaves its arguments unchanged.
 class LocalReducer final : public GradientReducer {

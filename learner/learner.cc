@@ -20,6 +20,7 @@
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
 #include "common/model/weight_export.h"
+#include "learner/gradient_reducer.h"
 #include "learner/trainer.h"
 
 namespace deepsearch {
@@ -44,6 +45,63 @@ std::string CheckpointName(int64_t step) {
 
 std::string CheckpointsDir(const std::string& state_dir) {
   return (fs::path(state_dir) / "checkpoints").string();
+}
+
+// The data-parallel command channel (world_size > 1). Rank 0 drives: before every piece of
+// collective work it broadcasts a header {command, payload bytes} and then the payload; the
+// other ranks wait in ReceiveCommand and do the same work. Commands are whole units, so the
+// ranks always agree on which collective comes next:
+//   kStart      payload: rank 0's model config.json; then Trainer::SyncWithRankZero;
+//   kStep       payload: the step's batch (EncodeTrainSequences); then Trainer::Step on it;
+//   kHeartbeat  nothing: sent while rank 0 is idle so that a waiting rank's collective never
+//               reaches the group's timeout;
+//   kStop       nothing: the run is over, the other ranks exit.
+enum class RankCommand : int64_t { kStart = 1, kStep = 2, kHeartbeat = 3, kStop = 4 };
+
+std::string_view CommandName(RankCommand command) {
+  switch (command) {
+    case RankCommand::kStart:
+      return "start";
+    case RankCommand::kStep:
+      return "step";
+    case RankCommand::kHeartbeat:
+      return "heartbeat";
+    case RankCommand::kStop:
+      return "stop";
+  }
+  return "unknown";
+}
+
+absl::Status SendCommand(GradientReducer& reducer, RankCommand command,
+                         const std::string& payload = "") {
+  std::vector<at::Tensor> header = {
+      at::tensor({static_cast<int64_t>(command), static_cast<int64_t>(payload.size())}, at::kLong)};
+  DS_RETURN_IF_ERROR(reducer.Broadcast(header));
+  if (payload.empty()) return absl::OkStatus();
+  std::vector<at::Tensor> body = {at::from_blob(const_cast<char*>(payload.data()),
+                                                {static_cast<int64_t>(payload.size())}, at::kByte)
+                                      .clone()};
+  return reducer.Broadcast(body);
+}
+
+absl::StatusOr<std::pair<RankCommand, std::string>> ReceiveCommand(GradientReducer& reducer) {
+  std::vector<at::Tensor> header = {at::zeros({2}, at::kLong)};
+  DS_RETURN_IF_ERROR(reducer.Broadcast(header));
+  const int64_t command = header[0][0].item<int64_t>(), bytes = header[0][1].item<int64_t>();
+  if (command < static_cast<int64_t>(RankCommand::kStart) ||
+      command > static_cast<int64_t>(RankCommand::kStop) || bytes < 0) {
+    return absl::DataLossError(absl::StrCat("data parallel rank ", reducer.rank(),
+                                            ": rank 0 sent an unknown command ", command, " (",
+                                            bytes, " bytes)"));
+  }
+  std::string payload;
+  if (bytes > 0) {
+    std::vector<at::Tensor> body = {at::zeros({bytes}, at::kByte)};
+    DS_RETURN_IF_ERROR(reducer.Broadcast(body));
+    payload.assign(reinterpret_cast<const char*>(body[0].data_ptr<uint8_t>()),
+                   static_cast<size_t>(bytes));
+  }
+  return std::make_pair(static_cast<RankCommand>(command), std::move(payload));
 }
 
 }  // namespace
@@ -133,6 +191,39 @@ struct Learner::Impl {
   bool changed ABSL_GUARDED_BY(mu) = false;
   std::thread driver;
   bool shut_down = false;
+  // Set when the data-parallel group broke: the driver stops, no checkpoint is written (the
+  // ranks may be mid-step), and the process should exit (failure()).
+  absl::Status failure ABSL_GUARDED_BY(mu);
+
+  // Data parallel: rank 0's commands to the other ranks, one at a time. Lock order:
+  // drive_mu, then collective_mu, then mu.
+  absl::Mutex collective_mu;
+  absl::Time last_command ABSL_GUARDED_BY(collective_mu) = absl::Now();
+  bool heartbeat_stop ABSL_GUARDED_BY(mu) = false;
+  absl::CondVar heartbeat_wake;
+  std::thread heartbeat;
+
+  bool DataParallel() const { return reducer != nullptr && reducer->world_size() > 1; }
+  void Fail(const absl::Status& status) {
+    absl::MutexLock lock(&mu);
+    if (failure.ok()) {
+      failure = status;
+      log::Error("learner: stopping: {}", status.message());
+    }
+    stop = true;
+    heartbeat_stop = true;
+    wake.Signal();
+    heartbeat_wake.Signal();
+  }
+  // Sends `command` to the other ranks (a failure is fatal: Fail).
+  absl::Status Command(RankCommand command, const std::string& payload = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(collective_mu) {
+    absl::Status status = SendCommand(*reducer, command, payload);
+    last_command = absl::Now();
+    if (!status.ok()) Fail(status);
+    return status;
+  }
+  void HeartbeatLoop();
 
   int64_t Version() const {
     absl::MutexLock lock(&mu);
@@ -537,6 +628,20 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
   return absl::OkStatus();
 }
 
+void Learner::Impl::HeartbeatLoop() {
+  const absl::Duration interval = std::min(absl::Seconds(30), options.data_parallel.timeout / 4);
+  while (true) {
+    {
+      absl::MutexLock lock(&mu);
+      if (!heartbeat_stop) heartbeat_wake.WaitWithTimeout(&mu, interval / 4);
+      if (heartbeat_stop) return;
+    }
+    absl::MutexLock lock(&collective_mu);
+    if (absl::Now() - last_command < interval) continue;
+    if (!Command(RankCommand::kHeartbeat).ok()) return;
+  }
+}
+
 absl::Status Learner::Impl::TrainReadyLocked() {
   TrainRun& run = *train;
   Collection c = std::move(*run.ready);
@@ -571,7 +676,20 @@ absl::Status Learner::Impl::TrainReadyLocked() {
                  run.job_id, c.failed, stale);
     return absl::OkStatus();
   }
-  DS_ASSIGN_OR_RETURN(const TrainStepStats s, trainer->Step(batch));
+  absl::StatusOr<TrainStepStats> stepped;
+  if (DataParallel()) {
+    // Every rank trains its share of the same batch (PlanStep). A malformed batch fails the
+    // same validation on every rank before any collective; anything else leaves the ranks
+    // out of step, which is fatal.
+    absl::MutexLock lock(&collective_mu);
+    DS_RETURN_IF_ERROR(Command(RankCommand::kStep, EncodeTrainSequences(batch)));
+    stepped = trainer->Step(batch);
+    last_command = absl::Now();
+    if (!stepped.ok() && !absl::IsInvalidArgument(stepped.status())) Fail(stepped.status());
+  } else {
+    stepped = trainer->Step(batch);
+  }
+  DS_ASSIGN_OR_RETURN(const TrainStepStats s, std::move(stepped));
   int64_t new_version = 0;
   {
     absl::MutexLock lock(&mu);
@@ -714,6 +832,11 @@ Learner::~Learner() {
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options, WeightSink* sink,
                                                          GradientReducer* reducer) {
+  if (reducer != nullptr && reducer->rank() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Learner::Create on data parallel rank ", reducer->rank(),
+                     ": only rank 0 runs the learner; the other ranks run RunTrainingWorker"));
+  }
   auto impl = std::make_unique<Impl>();
   impl->sink = sink;
   impl->reducer = reducer;
@@ -768,6 +891,16 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
     log::Info("learner: resumed from {} (step {}, weight version {})", checkpoint, trainer->step(),
               version);
   }
+  if (impl->DataParallel()) {
+    // The other ranks build the same model and take this rank's state.
+    absl::MutexLock lock(&impl->collective_mu);
+    DS_RETURN_IF_ERROR(
+        SendCommand(*reducer, RankCommand::kStart, trainer->model().config().ToJson()));
+    DS_RETURN_IF_ERROR(trainer->SyncWithRankZero());
+    impl->last_command = absl::Now();
+    log::Info("learner: data parallel over {} ranks: rank 0 serves, every rank trains",
+              reducer->world_size());
+  }
   {
     absl::MutexLock lock(&impl->mu);
     impl->weight_version = version;
@@ -780,6 +913,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
     impl->trainer = std::move(trainer);
     impl->unpublished_version = version;
     DS_RETURN_IF_ERROR(impl->PublishLocked());
+  }
+  if (impl->DataParallel()) {
+    Impl* raw = impl.get();
+    impl->heartbeat = std::thread([raw] { raw->HeartbeatLoop(); });
   }
   return std::unique_ptr<Learner>(new Learner(std::move(impl)));
 }
@@ -798,9 +935,28 @@ absl::Status Learner::Shutdown() {
     impl_->wake.Signal();
   }
   if (impl_->driver.joinable()) impl_->driver.join();
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->heartbeat_stop = true;
+    impl_->heartbeat_wake.Signal();
+  }
+  if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+  const absl::Status failure = this->failure();
+  if (!failure.ok()) return failure;  // the ranks may be mid-step: keep the last checkpoint
   absl::MutexLock lock(&impl_->drive_mu);
-  if (!impl_->train.has_value()) return absl::OkStatus();
-  return impl_->CheckpointLocked();
+  absl::Status status = absl::OkStatus();
+  if (impl_->train.has_value()) status = impl_->CheckpointLocked();
+  if (impl_->DataParallel()) {
+    absl::MutexLock collective(&impl_->collective_mu);
+    absl::Status stopped = impl_->Command(RankCommand::kStop);
+    if (status.ok()) status = stopped;
+  }
+  return status;
+}
+
+absl::Status Learner::failure() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->failure;
 }
 
 LeaseWorkResult Learner::LeaseWork(const std::string& actor_id, int32_t max_leases,
@@ -908,6 +1064,61 @@ const LearnerOptions& Learner::options() const { return impl_->options; }
 absl::StatusOr<WeightSet> Learner::CurrentWeights() const {
   absl::MutexLock lock(&impl_->drive_mu);
   return ExportWeights(impl_->trainer->model(), impl_->Version(), Dtype::kF32);
+}
+
+absl::Status RunTrainingWorker(const LearnerOptions& options, GradientReducer& reducer) {
+  const int rank = reducer.rank();
+  if (rank == 0 || reducer.world_size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("RunTrainingWorker: rank ", rank, " of ",
+                                                   reducer.world_size(),
+                                                   " (rank 0 runs the learner itself)"));
+  }
+  const std::string where = absl::StrCat("data parallel rank ", rank);
+  DS_ASSIGN_OR_RETURN(auto start, ReceiveCommand(reducer));
+  if (start.first != RankCommand::kStart) {
+    return absl::FailedPreconditionError(absl::StrCat(where, ": expected rank 0's start, got ",
+                                                      std::string(CommandName(start.first))));
+  }
+  DS_ASSIGN_OR_RETURN(const Qwen2Config model_config,
+                      Qwen2Config::FromJson(start.second, "rank 0's model config"));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Qwen2Model> model,
+                      Qwen2Model::Create(model_config, ModelOptions{}));
+  TrainerConfig train_config = options.train;
+  train_config.decoupled = options.mode == "async";
+  train_config.reducer = &reducer;
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                      Trainer::Create(std::move(model), train_config));
+  DS_RETURN_IF_ERROR(trainer->SyncWithRankZero());
+  log::Info("learner: {} of {} ready at training step {}", where, reducer.world_size(),
+            trainer->step());
+  while (true) {
+    DS_ASSIGN_OR_RETURN(auto command, ReceiveCommand(reducer));
+    switch (command.first) {
+      case RankCommand::kHeartbeat:
+        break;
+      case RankCommand::kStop:
+        log::Info("learner: {}: rank 0 stopped the run after {} training steps", where,
+                  trainer->step());
+        return absl::OkStatus();
+      case RankCommand::kStep: {
+        DS_ASSIGN_OR_RETURN(const std::vector<TrainSequence> batch,
+                            DecodeTrainSequences(command.second));
+        absl::StatusOr<TrainStepStats> s = trainer->Step(batch);
+        if (absl::IsInvalidArgument(s.status())) {
+          // Rank 0 refused the same batch the same way and goes on.
+          log::Warning("learner: {}: step refused: {}", where, s.status().message());
+          break;
+        }
+        if (!s.ok()) return s.status();
+        log::Info("learner: {}: step {}: {} of {} sequences, {} tokens, loss {:.4f}, {:.1f} s",
+                  where, s->step, s->sequences, batch.size(), s->tokens, s->loss, s->seconds);
+        break;
+      }
+      case RankCommand::kStart:
+        return absl::FailedPreconditionError(
+            absl::StrCat(where, ": rank 0 started again without a new process group"));
+    }
+  }
 }
 
 }  // namespace deepsearch

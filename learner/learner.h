@@ -99,7 +99,9 @@ class Learner {
  public:
   // Opens state_dir (jobs, checkpoints), loads the latest checkpoint or options.model, and
   // publishes the current weights to `sink` (may be null: nothing is published). `reducer`
-  // (may be null) makes training data parallel; only rank 0 serves and publishes.
+  // (may be null) makes training data parallel: this is rank 0 (it serves, checkpoints and
+  // publishes), the other ranks run RunTrainingWorker; Create hands them the model and the
+  // optimizer state, and every step's batch goes to every rank.
   static absl::StatusOr<std::unique_ptr<Learner>> Create(LearnerOptions options, WeightSink* sink,
                                                          GradientReducer* reducer = nullptr);
   ~Learner();
@@ -109,8 +111,13 @@ class Learner {
   // Starts the driver thread.
   void Start();
   // Stops the driver (a training step in progress finishes), then checkpoints the train job
-  // between steps. Idempotent.
+  // between steps, and with data parallelism tells the other ranks to stop. Idempotent.
+  // Returns failure() instead, without a checkpoint, when the learner failed.
   absl::Status Shutdown();
+  // OK while the learner runs; the reason once it stopped for good (the data-parallel group
+  // broke: the ranks may be mid-step, so the process should exit and resume from the last
+  // checkpoint).
+  absl::Status failure() const;
 
   // Actors.
   LeaseWorkResult LeaseWork(const std::string& actor_id, int32_t max_leases, absl::Time now);
@@ -141,6 +148,14 @@ class Learner {
   explicit Learner(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A data-parallel rank other than 0 (options.data_parallel; `reducer` joined to the group):
+// builds rank 0's model, takes its weights and optimizer state, then trains its share of
+// every step rank 0 hands out (Trainer::Step with the same batch on every rank) until rank 0
+// stops the run: OK then. It serves nothing, writes nothing and needs no model directory.
+// Errors (the group breaks, rank 0 goes away, the settings differ from rank 0's) name the
+// rank; the process should exit non-zero, and the group is restarted as a whole.
+absl::Status RunTrainingWorker(const LearnerOptions& options, GradientReducer& reducer);
 
 // The newest complete checkpoint under state_dir ("" when none).
 std::string LatestCheckpoint(const std::string& state_dir);

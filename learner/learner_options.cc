@@ -35,6 +35,9 @@ void LearnerOptions::Bind(ConfigBinder& b) {
   b.Field("seed", seed, "Seed of the leases' sampling");
   b.Section("program", program, "TRAIN jobs: hard-subset screening, rounds and replay");
   b.Section("train", train, "The Tree-GRPO update: AdamW, batching, the loss");
+  b.Section("data_parallel", data_parallel,
+            "Data-parallel training over learner processes (torch c10d; rank 0 serves and "
+            "publishes, every rank trains its share of each step)");
 }
 
 }  // namespace deepsearch

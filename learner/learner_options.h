@@ -9,6 +9,7 @@
 
 #include "actor/search_params.h"
 #include "common/core/config.h"
+#include "learner/data_parallel_config.h"
 #include "learner/train_program.h"
 #include "learner/trainer_config.h"
 
@@ -36,6 +37,9 @@ struct LearnerOptions {
   SearchParams search;      // of leases, unless a job overrides
   SamplingConfig sampling;  // of leases, unless a job overrides
   uint64_t seed = 0;        // seeds of the leases' sampling
+  // Training over several learner processes: rank 0 is the learner (it serves, owns the jobs,
+  // checkpoints and publishes); the other ranks only train their share of each step.
+  DataParallelConfig data_parallel;
 
   void Bind(ConfigBinder& b);
 };

@@ -6,9 +6,13 @@
 // default, the std variant is the Table 4 ablation "Standard Advantages Normalization").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace deepsearch {
 
@@ -33,5 +37,32 @@ enum class AdvantageNorm {
 // uses mean 0 (and std 1), as veRL does.
 std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequence>& sequences,
                                                   AdvantageNorm norm, float eps = 1e-6f);
+
+// How a training step's batch is split (veRL's update_policy, and its data-parallel dispatch):
+// the batch in order into min(mini_batches, n) mini-batches by sequence count (mini-batch k
+// is [k n / parts, (k + 1) n / parts)), one optimizer step each; with world_size > 1 each
+// mini-batch is dealt over the ranks, longest sequence (prompt + response tokens) first to the
+// rank with the fewest tokens so far (ties: the earlier sequence, the lower rank), each rank's
+// share kept in batch order. Advantages are computed over the whole batch first, so groups
+// that straddle ranks or mini-batches keep their baseline.
+//
+// Every rank plans from the same batch and gets its own part; with the trainer's token-mean
+// scaling (learner/data_parallel.h) a step over `world_size` ranks equals a one-process step
+// on the same batch up to float summation order. A rank's mini-batch may be empty (fewer
+// sequences than ranks); it still takes part in every collective.
+struct StepPlan {
+  std::vector<std::vector<float>> advantages;  // every sequence of the batch
+  // mini_batches[k]: the indices into the batch this rank trains in optimizer step k. The
+  // number of mini-batches is the same on every rank.
+  std::vector<std::vector<size_t>> mini_batches;
+};
+StepPlan PlanStep(const std::vector<TrainSequence>& batch, AdvantageNorm norm, int32_t mini_batches,
+                  int rank = 0, int world_size = 1);
+
+// A batch as bytes, for rank 0 to hand every rank the step's batch (little-endian, a magic
+// and format number first). Decode checks every length against what is left and refuses
+// trailing bytes: INVALID_ARGUMENT naming the sequence and field that does not fit.
+std::string EncodeTrainSequences(const std::vector<TrainSequence>& batch);
+absl::StatusOr<std::vector<TrainSequence>> DecodeTrainSequences(std::string_view bytes);
 
 }  // namespace deepsearch

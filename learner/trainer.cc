@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 
 #include "common/core/files.h"
+#include "common/core/hash.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/model/checkpoint_files.h"
@@ -325,6 +326,8 @@ struct Trainer::Impl {
   int64_t optimizer_steps = 0;  // AdamW's t
 
   const Qwen2Model& compute() const { return low ? *low : *model; }
+  int rank() const { return config.reducer != nullptr ? config.reducer->rank() : 0; }
+  int world() const { return config.reducer != nullptr ? config.reducer->world_size() : 1; }
 
   absl::Status Validate(const std::vector<TrainSequence>& batch, bool supervised) const;
   void RefreshCompute();
@@ -538,23 +541,32 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
   stats.lr = LearningRate(m.step);
   stats.sequences = static_cast<int64_t>(batch.size());
   try {
-    const std::vector<std::vector<float>> advantages = ComputeAdvantages(batch, c.advantage_norm);
+    // This rank's part of the step (all of it in one process), mini-batch by mini-batch.
+    const StepPlan plan = PlanStep(batch, c.advantage_norm, c.mini_batches, m.rank(), m.world());
+    const size_t parts = plan.mini_batches.size();
+    std::vector<TrainSequence> local;
+    std::vector<std::vector<float>> advantages;
+    std::vector<size_t> ends;
     double adv_sum = 0.0;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      for (float a : advantages[i]) adv_sum += a;
-      stats.mean_final_score += batch[i].final_score;
+    for (const std::vector<size_t>& mini : plan.mini_batches) {
+      for (size_t i : mini) {
+        local.push_back(batch[i]);
+        advantages.push_back(plan.advantages[i]);
+        for (float a : plan.advantages[i]) adv_sum += a;
+        stats.mean_final_score += batch[i].final_score;
+      }
+      ends.push_back(local.size());
     }
-    stats.mean_final_score /= static_cast<double>(batch.size());
+    stats.sequences = static_cast<int64_t>(local.size());
+    if (!local.empty()) stats.mean_final_score /= static_cast<double>(local.size());
 
     // The mini-batches, each packed into micro-batches.
-    const size_t n = batch.size();
-    const size_t parts = std::min(static_cast<size_t>(c.mini_batches), n);
     const at::Device device = m.model->options().device;
     std::vector<std::vector<MicroBatch>> minis(parts);
     for (size_t k = 0; k < parts; ++k) {
       for (const auto& [b, e] :
-           Pack(batch, k * n / parts, (k + 1) * n / parts, c.micro_batch_tokens))
-        minis[k].push_back(BuildMicroBatch(batch, b, e, &advantages, c.decoupled, device));
+           Pack(local, k == 0 ? 0 : ends[k - 1], ends[k], c.micro_batch_tokens))
+        minis[k].push_back(BuildMicroBatch(local, b, e, &advantages, c.decoupled, device));
     }
 
     // The proximal policy (and the reference): the weights at the start of the step.
@@ -634,9 +646,13 @@ absl::StatusOr<TrainStepStats> Trainer::SupervisedStep(const std::vector<TrainSe
   stats.sequences = static_cast<int64_t>(batch.size());
   try {
     const at::Device device = m.model->options().device;
+    const StepPlan plan = PlanStep(batch, AdvantageNorm::kMeanOnly, 1, m.rank(), m.world());
+    std::vector<TrainSequence> mine;
+    for (size_t i : plan.mini_batches.at(0)) mine.push_back(batch[i]);
+    stats.sequences = static_cast<int64_t>(mine.size());
     std::vector<MicroBatch> micro;
-    for (const auto& [b, e] : Pack(batch, 0, batch.size(), c.micro_batch_tokens))
-      micro.push_back(BuildMicroBatch(batch, b, e, nullptr, false, device));
+    for (const auto& [b, e] : Pack(mine, 0, mine.size(), c.micro_batch_tokens))
+      micro.push_back(BuildMicroBatch(mine, b, e, nullptr, false, device));
     int64_t local = 0;
     for (const MicroBatch& mb : micro) local += mb.tokens;
     DS_ASSIGN_OR_RETURN(const auto global, m.GlobalTokens(local));
@@ -663,6 +679,51 @@ absl::StatusOr<TrainStepStats> Trainer::SupervisedStep(const std::vector<TrainSe
   ++m.step;
   stats.seconds = Seconds() - start;
   return stats;
+}
+
+absl::Status Trainer::SyncWithRankZero() {
+  Impl& m = *impl_;
+  if (m.world() <= 1) return absl::OkStatus();
+  GradientReducer& reducer = *m.config.reducer;
+  try {
+    at::NoGradGuard no_grad;
+    // Same architecture and same update on every rank, or no rank goes on.
+    const std::vector<int64_t> mine = {static_cast<int64_t>(Hash64(m.model->config().ToJson())),
+                                       static_cast<int64_t>(Hash64(ConfigJson(m.config).dump()))};
+    std::vector<at::Tensor> fingerprint = {LongTensor(mine)};
+    DS_RETURN_IF_ERROR(reducer.Broadcast(fingerprint));
+    std::vector<double> differ = {fingerprint[0][0].item<int64_t>() != mine[0] ? 1.0 : 0.0,
+                                  fingerprint[0][1].item<int64_t>() != mine[1] ? 1.0 : 0.0};
+    const bool model_differs = differ[0] > 0, trainer_differs = differ[1] > 0;
+    DS_RETURN_IF_ERROR(reducer.AllReduceSum(differ));
+    if (differ[0] > 0 || differ[1] > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data parallel rank ", reducer.rank(), " of ", reducer.world_size(), ": ",
+          differ[0] > 0 ? absl::StrCat(differ[0], " rank(s) have another model architecture") : "",
+          differ[0] > 0 && differ[1] > 0 ? " and " : "",
+          differ[1] > 0 ? absl::StrCat(differ[1],
+                                       " rank(s) other trainer settings (learner.train, "
+                                       "learner.mode)")
+                        : "",
+          " than rank 0", model_differs || trainer_differs ? "; this rank is one of them" : ""));
+    }
+    // Rank 0's weights, moments, reference and counters.
+    std::vector<at::Tensor> state = m.params;
+    state.insert(state.end(), m.exp_avg.begin(), m.exp_avg.end());
+    state.insert(state.end(), m.exp_avg_sq.begin(), m.exp_avg_sq.end());
+    if (m.reference) {
+      for (const at::Tensor& p : m.reference->Parameters()) state.push_back(p);
+    }
+    state.push_back(LongTensor({m.step, m.optimizer_steps}));
+    DS_RETURN_IF_ERROR(reducer.Broadcast(state));
+    m.step = state.back()[0].item<int64_t>();
+    m.optimizer_steps = state.back()[1].item<int64_t>();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("synchronising with rank 0: ", e.what_without_backtrace()));
+  }
+  m.RefreshCompute();
+  return absl::OkStatus();
 }
 
 absl::Status Trainer::Save(const std::string& dir) const {

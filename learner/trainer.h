@@ -7,7 +7,9 @@
 //   2. old log-probs recomputed with the weights at the start of the step (no grad), the
 //      proximal policy; with `decoupled`, the sequences' behaviour log-probs also weight each
 //      token (policy_loss.h); without, they are not used;
-//   3. the batch split in order into `mini_batches` parts, one optimizer step each; each
+//   3. the batch split in order into `mini_batches` parts, one optimizer step each (with a
+//      reducer of world_size > 1 every rank is handed the same batch and trains its share of
+//      each part, train_batch.h PlanStep; the step equals a one-process step); each
 //      mini-batch packed into micro-batches of at most micro_batch_tokens tokens (prompt +
 //      response, padded per micro-batch), gradients accumulated so that the mini-batch loss
 //      is exactly the token-mean over all its response tokens, whatever the packing (and,
@@ -96,6 +98,13 @@ class Trainer {
   const TrainerConfig& config() const;
   int64_t step() const;  // training steps taken
   double LearningRate(int64_t step) const;
+
+  // Data parallel (a reducer of world_size > 1; a no-op otherwise): checks that every rank
+  // has the same architecture and trainer settings (FAILED_PRECONDITION on every rank, naming
+  // how many differ, when not), then makes this trainer's weights, AdamW moments, reference
+  // and step counters equal to rank 0's. A collective: every rank calls it, after Create or
+  // Load and before the first step.
+  absl::Status SyncWithRankZero();
 
   absl::Status Save(const std::string& dir) const;
   absl::Status Load(const std::string& dir);

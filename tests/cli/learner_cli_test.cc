@@ -1,11 +1,17 @@
 // `deepsearch learner` and `deepsearch export` as a user runs them: a learner process serves,
 // resumes from its state directory, and a checkpoint exports to a loadable model directory;
 // bad input exits non-zero with a message naming what was wrong.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "gmock/gmock.h"
@@ -77,6 +83,114 @@ TEST(LearnerCliTest, LearnerServesUntilSigtermThenExitsCleanly) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFile(dir + "/learner.log");
   EXPECT_TRUE(std::filesystem::is_directory(dir + "/state/jobs"));
+}
+
+// Starts `deepsearch ARGS...` with stdout and stderr into `log`; returns its pid.
+pid_t StartDeepsearch(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), DEEPSEARCH_CLI_PATH);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(DEEPSEARCH_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until `log` contains `text` (at most 30 s); returns the log.
+std::string WaitForLog(const std::string& log, const std::string& text) {
+  std::string content;
+  for (int i = 0; i < 600 && content.find(text) == std::string::npos; ++i) {
+    ::usleep(50'000);
+    content = ReadFile(log);
+  }
+  return content;
+}
+
+int ExitCode(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A loopback port nothing listens on right now.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Two learner processes as one data-parallel learner: rank 1 has no model directory (it takes
+// rank 0's model and state), rank 0 serves; a client submits a train job; SIGTERM to rank 0
+// checkpoints the job and stops rank 1 too; the checkpoint exports to a model directory that
+// loads and generates.
+TEST(LearnerCliTest, DataParallelRanksServeCheckpointAndStopTogetherAndTheCheckpointExports) {
+  const std::string dir = Scratch("data_parallel");
+  ASSERT_EQ(RunDeepsearch("model init --preset tiny --out " + dir + "/model").exit_code, 0);
+  ASSERT_EQ(RunDeepsearch("data gen --task addition --n 4 --seed 3 --out " + dir + "/train.jsonl")
+                .exit_code,
+            0);
+  const std::string master = "127.0.0.1:" + std::to_string(FreePort());
+  auto rank_args = [&](int rank) {
+    return std::vector<std::string>{"--set", "learner.data_parallel.world_size=2",
+                                    "--set", "learner.data_parallel.rank=" + std::to_string(rank),
+                                    "--set", "learner.data_parallel.master=" + master,
+                                    "--set", "learner.data_parallel.timeout=60s"};
+  };
+  std::vector<std::string> args1 = {"learner", "--state-dir", dir + "/state1"};
+  for (const std::string& a : rank_args(1)) args1.push_back(a);
+  const pid_t rank1 = StartDeepsearch(args1, dir + "/rank1.log");
+  std::vector<std::string> args0 = {"learner",      "--model",  dir + "/model", "--state-dir",
+                                    dir + "/state", "--listen", "127.0.0.1:0"};
+  for (const std::string& a : rank_args(0)) args0.push_back(a);
+  const pid_t rank0 = StartDeepsearch(args0, dir + "/rank0.log");
+
+  const std::string log0 = WaitForLog(dir + "/rank0.log", "learner: serving on");
+  const std::string serving = "learner: serving on ";
+  const size_t at = log0.find(serving);
+  ASSERT_NE(at, std::string::npos) << log0;
+  const size_t begin = at + serving.size();
+  const std::string address = log0.substr(begin, log0.find(' ', begin) - begin);
+  EXPECT_THAT(log0, HasSubstr("data parallel over 2 ranks"));
+  EXPECT_THAT(WaitForLog(dir + "/rank1.log", "ready at training step 0"),
+              HasSubstr("data parallel rank 1 of 2 ready at training step 0"));
+
+  const CliRun submit = RunDeepsearch("submit --learner " + address + " --kind train --problems " +
+                                      dir + "/train.jsonl --max-steps 5");
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  EXPECT_THAT(WaitForLog(dir + "/rank0.log", "training job"), HasSubstr("training job job-"));
+
+  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
+  EXPECT_EQ(ExitCode(rank0), 0) << ReadFile(dir + "/rank0.log");
+  EXPECT_EQ(ExitCode(rank1), 0) << ReadFile(dir + "/rank1.log");
+  EXPECT_THAT(ReadFile(dir + "/rank1.log"), HasSubstr("rank 0 stopped the run"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/state1/checkpoints/LATEST"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/state/checkpoints/LATEST"));
+
+  // The checkpoint as a Hugging Face model directory, in bfloat16.
+  CliRun run = RunDeepsearch("export --state-dir " + dir + "/state --out " + dir +
+                             "/exported --dtype bfloat16");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  for (const char* file :
+       {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/exported/" + file)) << file;
+  }
+  EXPECT_THAT(ReadFile(dir + "/exported/config.json"), HasSubstr("\"torch_dtype\": \"bfloat16\""));
+  run = RunDeepsearch("generate --model " + dir +
+                      "/exported --prompt '<bos>12+34=' --max-tokens 4 --seed 1 --json");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("\"text\""));
 }
 
 }  // namespace

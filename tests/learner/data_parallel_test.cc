@@ -42,8 +42,12 @@
 #include "gtest/gtest.h"
 
 #include "common/core/rng.h"
+#include "common/model/model_dir.h"
 #include "common/model/qwen2_model.h"
+#include "common/model/weight_export.h"
+#include "learner/learner.h"
 #include "learner/trainer.h"
+#include "tests/learner/learner_testing.h"
 
 namespace deepsearch {
 namespace {
@@ -218,6 +222,7 @@ struct WorkerArgs {
   int world_size = 2;
   std::string master;
   std::string out;
+  std::string dir;  // the learner scenarios' model and state directories
 };
 
 // Failures of a worker's own checks; the exit code is 1 when there is any.
@@ -336,8 +341,8 @@ void Sgd(const WorkerArgs& args) {
 }
 
 // The Trainer's data-parallel step: rank 1 starts from other weights, then takes rank 0's
-// (Broadcast); each rank trains on its share, the trainer all-reducing token counts and
-// gradients through TrainerConfig::reducer.
+// (Broadcast); each rank is handed the whole batch and trains its share (PlanStep), the
+// trainer all-reducing token counts and gradients through TrainerConfig::reducer.
 void TrainerStep(const WorkerArgs& args) {
   auto reducer = Join(args);
   auto model = StartingModel(*reducer);
@@ -346,15 +351,106 @@ void TrainerStep(const WorkerArgs& args) {
   auto trainer = Trainer::Create(std::move(model), config);
   Expect(trainer.ok(), absl::StrCat("Trainer::Create: ", trainer.status().ToString()));
   if (!trainer.ok()) return;
-  const std::vector<TrainSequence> share = TrainerShare(args.rank);
-  auto stats = (*trainer)->Step(share);
+  // Every rank is handed the whole batch and trains its share of each mini-batch.
+  const std::vector<TrainSequence> whole = TrainerWholeBatch();
+  auto stats = (*trainer)->Step(whole);
   Expect(stats.ok(), absl::StrCat("Trainer::Step: ", stats.status().ToString()));
   if (!stats.ok()) return;
   Expect(stats->optimizer_steps == 2, absl::StrCat(stats->optimizer_steps, " optimizer steps"));
-  int64_t tokens = 0;
-  for (const TrainSequence& seq : share) tokens += static_cast<int64_t>(seq.response_tokens.size());
+  int64_t tokens = 0, sequences = 0;
+  for (const std::vector<size_t>& mini :
+       PlanStep(whole, config.advantage_norm, config.mini_batches, args.rank, 2).mini_batches) {
+    for (size_t i : mini) tokens += static_cast<int64_t>(whole[i].response_tokens.size());
+    sequences += static_cast<int64_t>(mini.size());
+  }
+  Expect(sequences > 0 && sequences < 12, absl::StrCat(sequences, " of 12 sequences on a rank"));
+  Expect(stats->sequences == sequences, absl::StrCat(stats->sequences, " sequences"));
   Expect(stats->tokens == tokens, absl::StrCat(stats->tokens, " tokens, expected ", tokens));
   WriteParameters((*trainer)->model(), args.out);
+}
+
+// ---- The learner over two ranks ---------------------------------------------------------
+
+// The learner's settings of the data-parallel learner runs: 3 problems, steps of 2 problems
+// x 4 trajectories, 2 mini-batches, 3 training steps; no screening.
+LearnerOptions DataParallelLearnerOptions(const std::string& dir) {
+  LearnerOptions o;
+  o.state_dir = dir + "/state";
+  o.model = dir + "/model";
+  o.program.batch_problems = 2;
+  o.program.trajectories = 4;
+  o.program.steps_per_round = 3;
+  o.program.max_rounds = 1;
+  o.program.screen = false;
+  o.program.seed = 11;
+  o.train.lr = 1e-3;
+  o.train.warmup_steps = 0;
+  o.train.mini_batches = 2;
+  o.train.micro_batch_tokens = 16;
+  o.train.adam_eps = 1e-4;  // see DataParallelTrainerConfig
+  o.checkpoint_every = 0;
+  o.seed = 5;
+  return o;
+}
+
+// Drives a learner through a train job with the in-process actor of learner_testing.h;
+// returns the trained weights (float32).
+WeightSet TrainToTheEnd(Learner& learner) {
+  auto job =
+      learner.Submit(JobKind::kTrain, "dp", testing_learner::NumberedProblems(3), JobOptions{}, "");
+  Expect(job.ok(), absl::StrCat("Submit: ", job.status().ToString()));
+  for (int i = 0; i < 200 && job.ok(); ++i) {
+    const absl::Status s = learner.Poll();
+    Expect(s.ok(), absl::StrCat("Poll: ", s.ToString()));
+    if (!s.ok()) break;
+    absl::StatusOr<Job> now = learner.jobs().Get(job->id);
+    if (IsTerminal(now->state)) {
+      Expect(now->state == JobState::kSucceeded,
+             absl::StrCat("job ended ", std::string(JobStateName(now->state)), ": ", now->error));
+      break;
+    }
+    testing_learner::ServeLeases(learner);
+  }
+  Expect(learner.stats().training_steps == 3,
+         absl::StrCat(learner.stats().training_steps, " training steps, expected 3"));
+  return *learner.CurrentWeights();
+}
+
+// Rank 0 runs the learner (jobs, leases, steps, checkpoints); rank 1 joins as a training
+// worker. Rank 0 writes the trained weights; rank 1 must end cleanly when rank 0 shuts down.
+void LearnerRanks(const WorkerArgs& args) {
+  auto reducer = Join(args);
+  LearnerOptions options = DataParallelLearnerOptions(args.dir);
+  if (args.rank != 0) {
+    const absl::Status s = RunTrainingWorker(options, *reducer);
+    Expect(s.ok(), absl::StrCat("RunTrainingWorker: ", s.ToString()));
+    return;
+  }
+  auto learner = Learner::Create(options, nullptr, reducer.get());
+  Expect(learner.ok(), absl::StrCat("Learner::Create: ", learner.status().ToString()));
+  if (!learner.ok()) return;
+  const WeightSet weights = TrainToTheEnd(**learner);
+  std::ofstream out(args.out, std::ios::binary);
+  out.write(weights.payload.data(), static_cast<std::streamsize>(weights.payload.size()));
+  out.close();
+  const absl::Status s = (*learner)->Shutdown();
+  Expect(s.ok(), absl::StrCat("Shutdown: ", s.ToString()));
+}
+
+// Rank 1 is configured with other trainer settings: both ranks refuse to start, saying so.
+void LearnerMismatch(const WorkerArgs& args) {
+  auto reducer = Join(args);
+  LearnerOptions options = DataParallelLearnerOptions(args.dir);
+  absl::Status s;
+  if (args.rank != 0) {
+    options.train.mini_batches = 3;
+    s = RunTrainingWorker(options, *reducer);
+  } else {
+    s = Learner::Create(options, nullptr, reducer.get()).status();
+  }
+  Expect(s.code() == absl::StatusCode::kFailedPrecondition &&
+             absl::StrContains(s.message(), "1 rank(s) other trainer settings"),
+         absl::StrCat("mismatch refused: ", s.ToString()));
 }
 
 // Rank 1 leaves right after a first collective; rank 0's next collective must fail with a
@@ -392,6 +488,7 @@ int WorkerMain(int argc, char** argv) {
     if (absl::StartsWith(arg, "--world_size=")) args.world_size = std::stoi(value("--world_size="));
     if (absl::StartsWith(arg, "--master=")) args.master = value("--master=");
     if (absl::StartsWith(arg, "--out=")) args.out = value("--out=");
+    if (absl::StartsWith(arg, "--dir=")) args.dir = value("--dir=");
   }
   at::set_num_threads(1);
   if (args.scenario == "collectives") {
@@ -400,6 +497,10 @@ int WorkerMain(int argc, char** argv) {
     Sgd(args);
   } else if (args.scenario == "trainer") {
     TrainerStep(args);
+  } else if (args.scenario == "learner") {
+    LearnerRanks(args);
+  } else if (args.scenario == "learner_mismatch") {
+    LearnerMismatch(args);
   } else if (args.scenario == "peer_exits") {
     PeerExits(args);
   } else {
@@ -478,7 +579,8 @@ int Wait(const Worker& w, absl::Duration limit) {
 // --out file (empty when nothing); the logs and output files are removed. Rank 1
 // starts first; rank 0, which hosts the store, `master_delay` later.
 std::vector<std::string> RunTwoRanks(const std::string& scenario,
-                                     absl::Duration master_delay = absl::ZeroDuration()) {
+                                     absl::Duration master_delay = absl::ZeroDuration(),
+                                     const std::vector<std::string>& dirs = {}) {
   const std::string master = absl::StrCat("127.0.0.1:", FreePort());
   const std::string dir = testing::TempDir();
   const std::string tag = absl::StrCat(scenario, "_", getpid());
@@ -488,11 +590,11 @@ std::vector<std::string> RunTwoRanks(const std::string& scenario,
     if (rank == 0) absl::SleepFor(master_delay);
     const std::string base = absl::StrCat(dir, "/dp_", tag, "_rank", rank);
     outs[static_cast<size_t>(rank)] = base + ".bin";
-    workers[static_cast<size_t>(rank)] =
-        Spawn({absl::StrCat(kWorkerFlag, scenario), absl::StrCat("--rank=", rank), "--world_size=2",
-               absl::StrCat("--master=", master),
-               absl::StrCat("--out=", outs[static_cast<size_t>(rank)])},
-              base + ".log");
+    workers[static_cast<size_t>(rank)] = Spawn(
+        {absl::StrCat(kWorkerFlag, scenario), absl::StrCat("--rank=", rank), "--world_size=2",
+         absl::StrCat("--master=", master), absl::StrCat("--out=", outs[static_cast<size_t>(rank)]),
+         absl::StrCat("--dir=", dirs.empty() ? "" : dirs[static_cast<size_t>(rank)])},
+        base + ".log");
   }
   std::vector<std::string> contents(2);
   for (size_t rank = 0; rank < 2; ++rank) {
@@ -723,6 +825,57 @@ TEST(ProcessGroupReducerTest, TwoRankTrainerStepEqualsOneProcessStep) {
   EXPECT_GT(stats->grad_norm, DataParallelTrainerConfig().grad_clip);
   EXPECT_GT(stats->forward_tokens, 4 * DataParallelTrainerConfig().micro_batch_tokens);
   ExpectSameStep(outs, before, FlatParameters((*trainer)->model()), 1e-5);
+}
+
+// The learner over two processes: rank 0 serves leases, collects trees and hands every step's
+// batch to both ranks; rank 1 builds the model from rank 0's config (it has no model
+// directory of its own) and trains its share. Three steps of two mini-batches equal the same
+// job in one process.
+TEST(DataParallelLearnerTest, TwoRankLearnerTrainsLikeOneProcess) {
+  testing_learner::ScratchDir dir("dp_learner");
+  const std::string rank0 = dir.Sub("rank0"), rank1 = dir.Sub("rank1"), one = dir.Sub("one");
+  for (const std::string& d : {rank0, one}) {
+    ASSERT_TRUE(InitModelDirectory("tiny", d + "/model", 7, /*overwrite=*/true).ok());
+  }
+  const std::vector<std::string> outs =
+      RunTwoRanks("learner", absl::ZeroDuration(), {rank0, rank1});
+  EXPECT_FALSE(std::filesystem::exists(rank1 + "/state")) << "rank 1 wrote state";
+  EXPECT_FALSE(LatestCheckpoint(rank0 + "/state").empty()) << "rank 0 wrote no checkpoint";
+
+  at::set_num_threads(1);
+  auto learner = Learner::Create(DataParallelLearnerOptions(one), nullptr);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  const WeightSet weights = TrainToTheEnd(**learner);
+  ASSERT_EQ(worker_failures, 0);
+  const std::vector<float> two_ranks = AsFloats(outs[0]);
+  const std::vector<float> one_process = AsFloats(weights.payload);
+  ASSERT_EQ(two_ranks.size(), one_process.size());
+  ASSERT_GT(one_process.size(), 100000u);
+  // The ranks sum gradients in another order; 3 AdamW steps at lr 1e-3 move weights by about
+  // 3e-3, the difference stays at float rounding.
+  double worst = 0;
+  for (size_t i = 0; i < one_process.size(); ++i)
+    worst = std::max(worst, static_cast<double>(std::abs(two_ranks[i] - one_process[i])));
+  EXPECT_LT(worst, 2e-5);
+  // And training did move the weights.
+  auto initial = LoadModelDirectory(one + "/model", ModelOptions{});
+  ASSERT_TRUE(initial.ok()) << initial.status();
+  auto start_set = ExportWeights(*initial->model, 0, Dtype::kF32);
+  ASSERT_TRUE(start_set.ok()) << start_set.status();
+  const std::vector<float> start = AsFloats(start_set->payload);
+  ASSERT_EQ(start.size(), one_process.size());
+  double moved = 0;
+  for (size_t i = 0; i < start.size(); ++i)
+    moved = std::max(moved, static_cast<double>(std::abs(start[i] - one_process[i])));
+  EXPECT_GT(moved, 1e-3);
+  std::cout << "largest update " << moved << ", largest difference from one process " << worst
+            << "\n";
+}
+
+TEST(DataParallelLearnerTest, RanksWithOtherTrainerSettingsRefuseToStart) {
+  testing_learner::ScratchDir dir("dp_mismatch");
+  ASSERT_TRUE(InitModelDirectory("tiny", dir.Sub("rank0") + "/model", 7, true).ok());
+  RunTwoRanks("learner_mismatch", absl::ZeroDuration(), {dir.Sub("rank0"), dir.Sub("rank1")});
 }
 
 }  // namespace

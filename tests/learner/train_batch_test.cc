@@ -1,7 +1,11 @@
-// Advantages (DEEPSEARCH_SPEC §3.2) against hand-computed values.
+// Advantages (DEEPSEARCH_SPEC §3.2) against hand-computed values; how a step's batch is split
+// into mini-batches and over data-parallel ranks; the batch's wire encoding.
 #include "learner/train_batch.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <string_view>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,6 +15,8 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::FloatNear;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 // A trajectory whose response tokens carry `scores` (one per token); the final score is the
 // last token's.
@@ -107,6 +113,118 @@ TEST(AdvantagesTest, InterleavedGroupsKeepTheirOwnBaselines) {
 
 TEST(AdvantagesTest, EmptyBatchGivesNothing) {
   EXPECT_TRUE(ComputeAdvantages({}, AdvantageNorm::kMeanOnly).empty());
+}
+
+// A sequence of 1 prompt token and `response` response tokens, all scored `score`.
+TrainSequence Sized(std::string group, int response, float score = 1.0f) {
+  return Seq(std::move(group), std::vector<float>(static_cast<size_t>(response), score));
+}
+
+TEST(PlanStepTest, OneProcessSplitsInOrderBySequenceCount) {
+  const std::vector<TrainSequence> batch = {Sized("a", 2), Sized("a", 3), Sized("b", 1),
+                                            Sized("b", 4), Sized("c", 2)};
+  // parts = 2: [0, 5/2) and [5/2, 5).
+  StepPlan plan = PlanStep(batch, AdvantageNorm::kMeanOnly, 2);
+  ASSERT_EQ(plan.mini_batches.size(), 2u);
+  EXPECT_THAT(plan.mini_batches[0], ElementsAre(0, 1));
+  EXPECT_THAT(plan.mini_batches[1], ElementsAre(2, 3, 4));
+  ASSERT_EQ(plan.advantages.size(), 5u);
+  // More mini-batches than sequences: one per sequence.
+  plan = PlanStep(batch, AdvantageNorm::kMeanOnly, 8);
+  ASSERT_EQ(plan.mini_batches.size(), 5u);
+  EXPECT_THAT(plan.mini_batches[4], ElementsAre(4));
+}
+
+TEST(PlanStepTest, RanksAreDealtLongestFirstToTheLightestRank) {
+  // Tokens (1 prompt + response): 6, 2, 4, 4, 3. Longest first: 0 (6) -> rank 0; 2 (4) ->
+  // rank 1; 3 (4) -> rank 1 (4 < 6); 4 (3) -> rank 0 (6 < 8); 1 (2) -> rank 1 (8 < 9).
+  const std::vector<TrainSequence> batch = {Sized("a", 5), Sized("a", 1), Sized("b", 3),
+                                            Sized("b", 3), Sized("c", 2)};
+  const StepPlan r0 = PlanStep(batch, AdvantageNorm::kMeanOnly, 1, 0, 2);
+  const StepPlan r1 = PlanStep(batch, AdvantageNorm::kMeanOnly, 1, 1, 2);
+  ASSERT_EQ(r0.mini_batches.size(), 1u);
+  ASSERT_EQ(r1.mini_batches.size(), 1u);
+  EXPECT_THAT(r0.mini_batches[0], ElementsAre(0, 4));
+  EXPECT_THAT(r1.mini_batches[0], ElementsAre(1, 2, 3));
+  // Advantages are of the whole batch on every rank: groups straddle ranks intact.
+  EXPECT_EQ(r0.advantages, r1.advantages);
+  EXPECT_EQ(r0.advantages, ComputeAdvantages(batch, AdvantageNorm::kMeanOnly));
+}
+
+TEST(PlanStepTest, EveryMiniBatchIsDealtAndTheRanksCoverItExactlyOnce) {
+  std::vector<TrainSequence> batch;
+  for (int i = 0; i < 11; ++i) batch.push_back(Sized(std::string(1, 'a' + i % 3), 1 + (i * 7) % 5));
+  const int world = 3;
+  const StepPlan one = PlanStep(batch, AdvantageNorm::kMeanOnly, 4);
+  std::vector<std::vector<size_t>> covered(one.mini_batches.size());
+  for (int rank = 0; rank < world; ++rank) {
+    const StepPlan plan = PlanStep(batch, AdvantageNorm::kMeanOnly, 4, rank, world);
+    ASSERT_EQ(plan.mini_batches.size(), one.mini_batches.size()) << "rank " << rank;
+    for (size_t k = 0; k < plan.mini_batches.size(); ++k) {
+      EXPECT_TRUE(std::is_sorted(plan.mini_batches[k].begin(), plan.mini_batches[k].end()));
+      covered[k].insert(covered[k].end(), plan.mini_batches[k].begin(), plan.mini_batches[k].end());
+    }
+  }
+  for (size_t k = 0; k < covered.size(); ++k) {
+    std::sort(covered[k].begin(), covered[k].end());
+    EXPECT_EQ(covered[k], one.mini_batches[k]) << "mini-batch " << k;
+  }
+}
+
+TEST(PlanStepTest, ARankWithoutSequencesStillHasEveryMiniBatch) {
+  const std::vector<TrainSequence> batch = {Sized("a", 2), Sized("a", 3)};
+  const StepPlan r2 = PlanStep(batch, AdvantageNorm::kMeanOnly, 1, 2, 3);
+  ASSERT_EQ(r2.mini_batches.size(), 1u);
+  EXPECT_THAT(r2.mini_batches[0], IsEmpty());
+  EXPECT_THAT(PlanStep(batch, AdvantageNorm::kMeanOnly, 1, 0, 3).mini_batches[0], ElementsAre(1));
+  EXPECT_THAT(PlanStep(batch, AdvantageNorm::kMeanOnly, 1, 1, 3).mini_batches[0], ElementsAre(0));
+}
+
+TEST(TrainSequenceEncodingTest, RoundTripsEveryField) {
+  TrainSequence a = Seq("tree-1", {0.5f, -1.0f});
+  a.prompt_tokens = {7, 8, 9};
+  a.behavior_logprobs = {-0.25f, -3.5f};
+  a.weight_version = 41;
+  TrainSequence b = Seq("", {1.0f});  // no behaviour log-probs, empty group id
+  b.weight_version = -1;
+  const std::vector<TrainSequence> batch = {a, b};
+  auto decoded = DecodeTrainSequences(EncodeTrainSequences(batch));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const TrainSequence& x = batch[i];
+    const TrainSequence& y = (*decoded)[i];
+    EXPECT_EQ(x.group_id, y.group_id);
+    EXPECT_EQ(x.prompt_tokens, y.prompt_tokens);
+    EXPECT_EQ(x.response_tokens, y.response_tokens);
+    EXPECT_EQ(x.behavior_logprobs, y.behavior_logprobs);
+    EXPECT_EQ(x.token_scores, y.token_scores);
+    EXPECT_EQ(x.final_score, y.final_score);
+    EXPECT_EQ(x.weight_version, y.weight_version);
+  }
+  auto empty = DecodeTrainSequences(EncodeTrainSequences({}));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_THAT(*empty, IsEmpty());
+}
+
+TEST(TrainSequenceEncodingTest, RefusesTruncatedTrailingAndForeignBytes) {
+  const std::string bytes = EncodeTrainSequences({Seq("g", {1.0f, 0.0f}), Seq("h", {-1.0f})});
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto decoded = DecodeTrainSequences(std::string_view(bytes).substr(0, n));
+    ASSERT_FALSE(decoded.ok()) << n << " of " << bytes.size() << " bytes decoded";
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(decoded.status().message(), HasSubstr("encoded batch"));
+  }
+  auto trailing = DecodeTrainSequences(bytes + "x");
+  EXPECT_THAT(trailing.status().message(), HasSubstr("1 bytes after the last of 2 sequences"));
+  std::string foreign = bytes;
+  foreign[0] = 'X';
+  EXPECT_THAT(DecodeTrainSequences(foreign).status().message(), HasSubstr("bad magic number"));
+  // A length that claims more than is left is refused before anything is allocated.
+  std::string huge = EncodeTrainSequences({Seq("g", {1.0f})});
+  const size_t prompt_length_at = 4 + 4 + 8 + 8 + 1;  // magic, format, count, group id
+  for (size_t i = 0; i < 8; ++i) huge[prompt_length_at + i] = '\xff';
+  EXPECT_THAT(DecodeTrainSequences(huge).status().message(), HasSubstr("sequence 0: prompt needs"));
 }
 
 }  // namespace
