@@ -47,6 +47,11 @@ void SearchParams::Bind(ConfigBinder& b) {
   b.Field("overlong_factor", overlong_factor, "Largest overlong penalty").Min(0.0);
   b.Require(overlong_buffer <= max_response_tokens, "overlong_buffer",
             "must not exceed max_response_tokens");
+  // A search trajectory is at most max_depth nodes of step_tokens (spec: step length =
+  // response length / d_T); a deeper tree would grow responses past the longest one.
+  b.Require(static_cast<int64_t>(max_depth) * step_tokens <= max_response_tokens, "max_depth",
+            "times step_tokens must not exceed max_response_tokens (the spec's step length is "
+            "max_response_tokens / max_depth)");
 }
 
 absl::Status SearchParams::Validate() const {

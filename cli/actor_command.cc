@@ -16,6 +16,7 @@
 #include "actor/policy_loader.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
+#include "cli/service_metrics.h"
 #include "cli/signals.h"
 #include "common/core/logging.h"
 #include "common/model/torch_runtime.h"
@@ -62,6 +63,26 @@ int RunActor(const ActorArgs& args) {
       {.policy = loaded.engine.get(),
        .tokenizer = loaded.tokenizer.get(),
        .install_weights = [&loaded](const WeightSet& set) { return InstallWeights(loaded, set); }});
+  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics =
+      rpc::StartMetricsEndpoint(config->metrics, "actor", &MetricsRegistry::Default(), [&actor] {
+        const ActorStats s = actor.stats();
+        SetGauges({
+            {"deepsearch_actor_trees_running", "Trees being searched", double(s.trees_running)},
+            {"deepsearch_actor_leases_completed", "Leases completed", double(s.leases_completed)},
+            {"deepsearch_actor_leases_failed", "Leases failed", double(s.leases_failed)},
+            {"deepsearch_actor_cached_problems", "Leases served from cached solutions",
+             double(s.cached_problems)},
+            {"deepsearch_actor_trajectories_sent", "Trajectories sent",
+             double(s.trajectories_sent)},
+            {"deepsearch_actor_trajectories_acked", "Trajectories acknowledged",
+             double(s.trajectories_acked)},
+            {"deepsearch_actor_generated_tokens", "Tokens generated", double(s.generated_tokens)},
+            {"deepsearch_actor_weight_version", "Installed weight version",
+             double(s.weight_version)},
+            {"deepsearch_actor_rpc_failures", "Failed RPCs", double(s.rpc_failures)},
+        });
+      });
+  if (!metrics.ok()) return fail(metrics.status());
   if (absl::Status s = actor.Start(); !s.ok()) return fail(s);
   const int signal = WaitForTerminationSignal();
   log::Info("actor {}: {} received; draining for up to {}", actor.actor_id(),

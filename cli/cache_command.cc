@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "cli/periodic.h"
+#include "cli/service_metrics.h"
 #include "cli/signals.h"
 #include "common/core/logging.h"
 #include "common/rpc/server.h"
@@ -97,6 +98,24 @@ int RunCache(const CacheArgs& args) {
       {.name = "cache", .listen_address = options.listen_address, .rpc = config->rpc},
       {{&service, "deepsearch.v1.CacheService"}});
   if (!server.ok()) return fail(server.status());
+  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics =
+      rpc::StartMetricsEndpoint(config->metrics, "cache", &MetricsRegistry::Default(), [&service] {
+        const v1::CacheStats c = service.Stats();
+        SetGauges({
+            {"deepsearch_cache_problems", "Problems with a stored solution", double(c.problems())},
+            {"deepsearch_cache_solutions", "Stored verified solutions", double(c.solutions())},
+            {"deepsearch_cache_duplicate_solutions", "Repeated submissions",
+             double(c.duplicates())},
+            {"deepsearch_cache_rejected_solutions", "Solutions refused", double(c.rejected())},
+            {"deepsearch_cache_lookups", "Problem ids looked up", double(c.lookups())},
+            {"deepsearch_cache_lookup_hits", "Lookups that found a solution",
+             double(c.lookup_hits())},
+            {"deepsearch_cache_weight_version", "Newest stored weight version",
+             double(c.latest_weight_version())},
+            {"deepsearch_cache_subscribers", "Open weight subscriptions", double(c.subscribers())},
+        });
+      });
+  if (!metrics.ok()) return fail(metrics.status());
   const SolutionStoreStats s = (*solutions)->stats();
   log::Info("cache: serving on {} (store {}: {} problems, {} solutions; weight version {})",
             (*server)->dial_address(), options.store_dir, s.problems, s.solutions,

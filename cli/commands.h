@@ -35,6 +35,8 @@ void AddLearnerCommand(CLI::App& app, int& exit_code);
 void AddCacheCommand(CLI::App& app, int& exit_code);
 // `submit`, `status` and `watch`: the ProblemService client.
 void AddClientCommands(CLI::App& app, int& exit_code);
+// `run`: warm start, cache service, learner and actors as processes on this machine.
+void AddRunCommand(CLI::App& app, int& exit_code);
 #endif
 
 }  // namespace deepsearch::cli

@@ -8,6 +8,7 @@
 #include "cache_service/cache_options.h"
 #include "common/core/config.h"
 #include "common/core/runtime_config.h"
+#include "common/rpc/metrics_http.h"
 #include "learner/learner_options.h"
 
 namespace deepsearch {
@@ -26,21 +27,70 @@ struct ActorSection {
   }
 };
 
+// The `run` section: `deepsearch run`, the whole method on one machine (cli/run_command.cc).
+struct RunSection {
+  std::string dir = "deepsearch-run";  // everything the run writes; running again resumes
+  std::string task = "countdown:n=3";  // the task family of every stage
+  std::string preset = "tiny";         // the model trained from scratch
+  uint64_t seed = 1;
+  int32_t actors = 1;
+  int32_t sft_steps = 300;
+  int32_t sft_batch = 64;
+  int32_t train_problems = 512;
+  int32_t heldout_problems = 100;
+  int32_t eval_every = 5;
+  int32_t eval_samples = 8;
+  absl::Duration status_interval = absl::Seconds(5);
+  absl::Duration startup_timeout = absl::Seconds(120);
+  absl::Duration stop_timeout = absl::Seconds(60);
+
+  void Bind(ConfigBinder& b) {
+    b.Field("dir", dir, "Directory of everything the run writes; running again resumes from it")
+        .NonEmpty();
+    b.Field("task", task, "Task spec of the warm start, the training and the held-out problems")
+        .NonEmpty();
+    b.Field("preset", preset, "Model trained from scratch: tiny or small");
+    b.Require(preset == "tiny" || preset == "small", "preset", "must be tiny or small");
+    b.Field("seed", seed, "Seed of the model, the problem sets and the warm start");
+    b.Field("actors", actors, "Search actor processes").Range(1, 64);
+    b.Field("sft_steps", sft_steps, "Supervised warm-start steps").Range(0, 1 << 20);
+    b.Field("sft_batch", sft_batch, "Worked solutions per warm-start step").Range(1, 1 << 16);
+    b.Field("train_problems", train_problems, "Problems of the training set").Range(1, 1 << 24);
+    b.Field("heldout_problems", heldout_problems,
+            "Held-out problems (the warm start's evaluation set; never trained on)")
+        .Range(1, 1 << 20);
+    b.Field("eval_every", eval_every, "Training steps between held-out evaluations")
+        .Range(1, 1 << 20);
+    b.Field("eval_samples", eval_samples,
+            "Samples per held-out problem (pass@1 is their mean; pass@k with k of them)")
+        .Range(1, 4096);
+    b.Field("status_interval", status_interval, "Between progress lines and metrics samples")
+        .Positive();
+    b.Field("startup_timeout", startup_timeout, "For the services to come up").Positive();
+    b.Field("stop_timeout", stop_timeout, "For each service to stop before it is killed")
+        .Positive();
+  }
+};
+
 struct DeepSearchConfig {
   LoggingConfig logging;
   RuntimeConfig runtime;
   RpcConfig rpc;
+  rpc::MetricsConfig metrics;
   SearchParams search;
   SamplingConfig sampling;
   EngineConfig engine;
   ActorSection actor;
   LearnerOptions learner;
   CacheOptions cache;
+  RunSection run;
 
   void Bind(ConfigBinder& b) {
     b.Section("logging", logging, "Logging");
     b.Section("runtime", runtime, "Process runtime");
     b.Section("rpc", rpc, "gRPC transport and security, shared by every server and client");
+    b.Section("metrics", metrics,
+              "The Prometheus endpoint of the learner, the cache service and the actors");
     b.Section("search", search,
               "DeepSearch's tree search (DEEPSEARCH_SPEC 1.3-1.6, 3.1); the paper's defaults");
     b.Section("sampling", sampling, "Sampling of rollouts and expansions");
@@ -51,6 +101,8 @@ struct DeepSearchConfig {
               "checkpoints");
     b.Section("cache", cache,
               "The cache service (`deepsearch cache`): verified solutions, weight distribution");
+    b.Section("run", run,
+              "`deepsearch run`: warm start, cache service, learner and actors on this machine");
   }
 };
 

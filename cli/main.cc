@@ -38,6 +38,7 @@ int Main(int argc, char** argv) {
   cli::AddLearnerCommand(app, exit_code);
   cli::AddCacheCommand(app, exit_code);
   cli::AddClientCommands(app, exit_code);
+  cli::AddRunCommand(app, exit_code);
 #endif
 
   try {

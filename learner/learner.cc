@@ -20,6 +20,7 @@
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
 #include "common/model/weight_export.h"
+#include "common/tokenizer/tokenizer.h"
 #include "learner/gradient_reducer.h"
 #include "learner/trainer.h"
 
@@ -51,7 +52,8 @@ std::string CheckpointsDir(const std::string& state_dir) {
 // collective work it broadcasts a header {command, payload bytes} and then the payload; the
 // other ranks wait in ReceiveCommand and do the same work. Commands are whole units, so the
 // ranks always agree on which collective comes next:
-//   kStart      payload: rank 0's model config.json; then Trainer::SyncWithRankZero;
+//   kStart      payload: JSON of rank 0's model config.json and the trainer's vocab_limit;
+//               then Trainer::SyncWithRankZero;
 //   kStep       payload: the step's batch (EncodeTrainSequences); then Trainer::Step on it;
 //   kHeartbeat  nothing: sent while rank 0 is idle so that a waiting rank's collective never
 //               reaches the group's timeout;
@@ -676,6 +678,11 @@ absl::Status Learner::Impl::TrainReadyLocked() {
                  run.job_id, c.failed, stale);
     return absl::OkStatus();
   }
+  std::pair<size_t, size_t> longest = {0, 0};  // prompt, response tokens
+  for (const TrainSequence& seq : batch) {
+    if (seq.prompt_tokens.size() + seq.response_tokens.size() > longest.first + longest.second)
+      longest = {seq.prompt_tokens.size(), seq.response_tokens.size()};
+  }
   absl::StatusOr<TrainStepStats> stepped;
   if (DataParallel()) {
     // Every rank trains its share of the same batch (PlanStep). A malformed batch fails the
@@ -698,10 +705,11 @@ absl::Status Learner::Impl::TrainReadyLocked() {
     stats.training_steps = trainer->step();
   }
   log::Info(
-      "learner: step {} (job {}, version {}): {} trees, {} sequences, {} tokens, loss {:.4f}, "
-      "grad norm {:.3f}, lr {:.2e}, accuracy {:.3f}, {:.1f} s",
+      "learner: step {} (job {}, version {}): {} trees, {} sequences, {} tokens (longest "
+      "sequence {} + {}), loss {:.4f}, grad norm {:.3f}, lr {:.2e}, accuracy {:.3f}, {:.1f} s",
       s.step, run.job_id, new_version, c.trees.size() - static_cast<size_t>(stale), s.sequences,
-      s.tokens, s.loss, s.grad_norm, s.lr, run.last_accuracy, s.seconds);
+      s.tokens, longest.first, longest.second, s.loss, s.grad_norm, s.lr, run.last_accuracy,
+      s.seconds);
   unpublished_version = new_version;
   return PublishLocked();
 }
@@ -865,6 +873,13 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
   TrainerConfig train_config = options.train;
   train_config.decoupled = options.mode == "async";
   train_config.reducer = reducer;
+  if (train_config.vocab_limit == 0) {
+    // Log-probs over the ids the actors sample from: the tokenizer's (a model's embedding
+    // often has spare rows).
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                        ParseTokenizerJson(impl->tokenizer_json, model_dir + "/tokenizer.json"));
+    train_config.vocab_limit = tokenizer->vocab_size();
+  }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                       Trainer::Create(std::move(loaded.model), train_config));
   int64_t version = 1;  // the initial weights
@@ -894,8 +909,9 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
   if (impl->DataParallel()) {
     // The other ranks build the same model and take this rank's state.
     absl::MutexLock lock(&impl->collective_mu);
-    DS_RETURN_IF_ERROR(
-        SendCommand(*reducer, RankCommand::kStart, trainer->model().config().ToJson()));
+    const Json start = {{"model_config", trainer->model().config().ToJson()},
+                        {"vocab_limit", trainer->config().vocab_limit}};
+    DS_RETURN_IF_ERROR(SendCommand(*reducer, RankCommand::kStart, start.dump()));
     DS_RETURN_IF_ERROR(trainer->SyncWithRankZero());
     impl->last_command = absl::Now();
     log::Info("learner: data parallel over {} ranks: rank 0 serves, every rank trains",
@@ -912,7 +928,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
     absl::MutexLock lock(&impl->drive_mu);
     impl->trainer = std::move(trainer);
     impl->unpublished_version = version;
-    DS_RETURN_IF_ERROR(impl->PublishLocked());
+    // The cache service may come up after the learner: the driver keeps trying (PollLocked),
+    // and nothing is leased before the version is out.
+    if (absl::Status s = impl->PublishLocked(); !s.ok())
+      log::Warning("learner: {}; retrying until the cache service takes it", s.message());
   }
   if (impl->DataParallel()) {
     Impl* raw = impl.get();
@@ -1079,13 +1098,23 @@ absl::Status RunTrainingWorker(const LearnerOptions& options, GradientReducer& r
     return absl::FailedPreconditionError(absl::StrCat(where, ": expected rank 0's start, got ",
                                                       std::string(CommandName(start.first))));
   }
-  DS_ASSIGN_OR_RETURN(const Qwen2Config model_config,
-                      Qwen2Config::FromJson(start.second, "rank 0's model config"));
+  const Json payload = Json::parse(start.second, nullptr, /*allow_exceptions=*/false);
+  if (!payload.is_object() || !payload.contains("model_config") ||
+      !payload["model_config"].is_string() || !payload.contains("vocab_limit") ||
+      !payload["vocab_limit"].is_number_integer()) {
+    return absl::DataLossError(absl::StrCat(where, ": rank 0's start does not parse"));
+  }
+  DS_ASSIGN_OR_RETURN(
+      const Qwen2Config model_config,
+      Qwen2Config::FromJson(payload["model_config"].get<std::string>(), "rank 0's model config"));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Qwen2Model> model,
                       Qwen2Model::Create(model_config, ModelOptions{}));
   TrainerConfig train_config = options.train;
   train_config.decoupled = options.mode == "async";
   train_config.reducer = &reducer;
+  // Rank 0 chose it from its tokenizer when the config leaves it to the model (0).
+  if (train_config.vocab_limit == 0)
+    train_config.vocab_limit = payload["vocab_limit"].get<int64_t>();
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                       Trainer::Create(std::move(model), train_config));
   DS_RETURN_IF_ERROR(trainer->SyncWithRankZero());

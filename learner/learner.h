@@ -98,7 +98,8 @@ struct LearnerStats {
 class Learner {
  public:
   // Opens state_dir (jobs, checkpoints), loads the latest checkpoint or options.model, and
-  // publishes the current weights to `sink` (may be null: nothing is published). `reducer`
+  // publishes the current weights to `sink` (may be null: nothing is published; a sink that
+  // is not reachable yet is retried by the driver, and no work is leased meanwhile). `reducer`
   // (may be null) makes training data parallel: this is rank 0 (it serves, checkpoints and
   // publishes), the other ranks run RunTrainingWorker; Create hands them the model and the
   // optimizer state, and every step's batch goes to every rank.

@@ -48,6 +48,11 @@ absl::StatusOr<std::vector<Problem>> DrawProblems(const TaskFamily& family, Rng&
   return out;
 }
 
+absl::StatusOr<std::vector<Problem>> HeldOut(const TaskFamily& family, const SftConfig& config) {
+  Rng eval_rng(DeriveSeed(config.seed, "sft.eval"));
+  return DrawProblems(family, eval_rng, config.eval_problems, {}, /*distinct=*/true);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<TrainSequence>> MakeSftSequences(const TaskFamily& family,
@@ -142,10 +147,8 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
     return absl::InvalidArgumentError(absl::StrCat(model_dir, ": the model has no EOS token id"));
 
   // Held-out problems first (their own seed stream), then the training stream avoids them.
-  Rng eval_rng(DeriveSeed(config.seed, "sft.eval"));
   Rng train_rng(DeriveSeed(config.seed, "sft.train"));
-  DS_ASSIGN_OR_RETURN(const std::vector<Problem> held_out,
-                      DrawProblems(*family, eval_rng, config.eval_problems, {}, /*distinct=*/true));
+  DS_ASSIGN_OR_RETURN(const std::vector<Problem> held_out, HeldOut(*family, config));
   absl::flat_hash_set<std::string> held_out_ids;
   for (const Problem& p : held_out) held_out_ids.insert(p.id);
   DS_ASSIGN_OR_RETURN(const std::vector<TrainSequence> eval_sequences,
@@ -211,6 +214,11 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   DS_RETURN_IF_ERROR(
       SaveModelDirectory(out_dir, trainer->model(), tokenizer_json, loaded.generation));
   return result;
+}
+
+absl::StatusOr<std::vector<Problem>> SftHeldOutProblems(const SftConfig& config) {
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<TaskFamily> family, MakeTaskFamily(config.task));
+  return HeldOut(*family, config);
 }
 
 }  // namespace deepsearch

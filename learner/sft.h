@@ -93,6 +93,11 @@ absl::StatusOr<SftEval> EvaluateGreedy(const Qwen2Model& model, const Tokenizer&
 // per training step, logits over the first `vocab_limit` ids (the tokenizer's).
 TrainerConfig SftTrainerConfig(const SftConfig& config, int64_t vocab_limit);
 
+// The held-out problems RunSft evaluates on (config.eval_problems of them, from their own
+// seed stream, config.seed): never trained on by the warm start, so a later stage can keep
+// evaluating on them. Errors: an unknown task spec, a family too small for the request.
+absl::StatusOr<std::vector<Problem>> SftHeldOutProblems(const SftConfig& config);
+
 // The whole warm start: loads `model_dir` (float32 master weights on the CPU), evaluates,
 // trains, evaluates again and writes the trained model to `out_dir` (SaveModelDirectory,
 // replacing it). Blocks for the whole run.

@@ -30,6 +30,10 @@ PACKAGES=(
   libzstd-dev
   # The cache service's durable solution store.
   libsqlite3-dev
+  # `deepsearch run` draws its plots (PNG) with gnuplot.
+  gnuplot-nox
+  # The services' Prometheus endpoints (HTTP).
+  libcpp-httplib-dev
 )
 
 check_only=0

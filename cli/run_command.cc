@@ -1,0 +1,763 @@
+// deepsearch run [--dir DIR] [--config FILE] [--set KEY=VALUE]... [--actors N]: the whole
+// method on one machine, as separate processes talking gRPC on 127.0.0.1.
+//
+//   1. data        the training set and the held-out set of the `run.task` family
+//                  (DIR/data/*.jsonl; the held-out set is the warm start's evaluation set,
+//                  never trained on);
+//   2. warm start  a `run.preset` model from scratch (DIR/init-model), then `deepsearch sft`
+//                  on the family's worked solutions (DIR/sft-model);
+//   3. services    `deepsearch cache`, `deepsearch learner` and `run.actors` x `deepsearch
+//                  actor`, each a child process on its own port, logging to DIR/logs;
+//   4. training    one TRAIN job with the training set (the learner screens the hard subset,
+//                  then trains with DeepSearch), and every `run.eval_every` training steps a
+//                  SOLVE job with the held-out set: a search tree of `run.eval_samples` leaves
+//                  per problem with the weights the actors hold then; pass@1 is the share of
+//                  correct leaves, pass@k the share of problems with a correct leaf;
+//   5. the end     the last checkpoint exported to DIR/final-model, the services stopped, a
+//                  summary (also DIR/summary.txt) and DIR/heldout_accuracy.png: held-out
+//                  accuracy against generated tokens (gnuplot).
+//
+// A progress line shows the phase, the training step, trajectories/s, generated tokens/s,
+// the latest held-out accuracy, the cache's hit ratio and an ETA; DIR/metrics/progress.jsonl
+// samples the same every run.status_interval and DIR/metrics/eval.csv holds every held-out
+// evaluation. Every service also serves its metrics for Prometheus (metrics.* config).
+//
+// Configuration: the embedded default (configs/run.yaml, compiled in) or --config FILE, then
+// --set overrides; the effective configuration is written to DIR/config.yaml, which every
+// child reads. Ctrl-C (SIGINT) or SIGTERM stops the actors, then the learner (it writes a
+// checkpoint), then the cache service, and exits 130; running the command again with the same
+// directory resumes: data and warm start are kept, the learner continues from its checkpoint,
+// jobs are found again by their request ids. Exit codes: 0 done, 1 failed (a service died, a
+// job failed, bad configuration), 2 usage, 130 interrupted.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "deepsearch/v1/cache_service.grpc.pb.h"
+#include "deepsearch/v1/problem_service.grpc.pb.h"
+
+#include "actor/actor_convert.h"
+#include "cli/child_process.h"
+#include "cli/commands.h"
+#include "cli/deepsearch_config.h"
+#include "cli/signals.h"
+#include "common/core/files.h"
+#include "common/core/logging.h"
+#include "common/core/progress.h"
+#include "common/core/rng.h"
+#include "common/core/status.h"
+#include "common/model/model_dir.h"
+#include "common/rpc/channel.h"
+#include "common/tasks/dataset.h"
+#include "common/tasks/task.h"
+#include "learner/learner.h"
+#include "learner/sft.h"
+
+namespace deepsearch::cli {
+
+extern const char kRunDefaultsYaml[];
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr int kExitInterrupted = 130;
+
+struct RunArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string dir;
+  int32_t actors = 0;
+  bool print_config = false;
+};
+
+// Where everything goes.
+struct RunPaths {
+  explicit RunPaths(const std::string& dir)
+      : root(dir),
+        config(root / "config.yaml"),
+        train(root / "data" / "train.jsonl"),
+        heldout(root / "data" / "heldout.jsonl"),
+        init_model(root / "init-model"),
+        sft_model(root / "sft-model"),
+        state(root / "learner"),
+        store(root / "cache"),
+        logs(root / "logs"),
+        progress(root / "metrics" / "progress.jsonl"),
+        eval(root / "metrics" / "eval.csv"),
+        final_model(root / "final-model"),
+        plot(root / "heldout_accuracy.png"),
+        summary(root / "summary.txt") {}
+  fs::path root, config, train, heldout, init_model, sft_model, state, store, logs, progress, eval,
+      final_model, plot, summary;
+};
+
+// A signal arrived: the run stops where it is.
+struct Interrupted {
+  int signal = 0;
+};
+
+// Sleeps up to `d`, returning early with the signal when SIGINT or SIGTERM arrives.
+std::optional<Interrupted> Sleep(absl::Duration d) {
+  const absl::Time until = absl::Now() + d;
+  const int signal = WaitForTerminationSignalOr([&] { return absl::Now() >= until; });
+  if (signal != 0) return Interrupted{signal};
+  return std::nullopt;
+}
+
+absl::Status WriteProblems(const fs::path& path, const std::vector<Problem>& problems) {
+  std::error_code error;
+  fs::create_directories(path.parent_path(), error);
+  const std::string partial = path.string() + ".partial";
+  DS_RETURN_IF_ERROR(WriteProblemsJsonlFile(partial, problems));
+  fs::rename(partial, path, error);
+  if (error) {
+    return absl::InternalError(absl::StrCat("cannot write ", path.string(), ": ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
+// The held-out set (the warm start's evaluation problems) and a training set drawn from its
+// own seed stream without them. Kept when present: a resumed run trains on the same sets.
+absl::Status PrepareData(const RunSection& run, const RunPaths& paths, const SftConfig& sft) {
+  if (fs::exists(paths.train) && fs::exists(paths.heldout)) return absl::OkStatus();
+  DS_ASSIGN_OR_RETURN(const std::vector<Problem> heldout, SftHeldOutProblems(sft));
+  std::set<std::string> taken;
+  for (const Problem& p : heldout) taken.insert(p.id);
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<TaskFamily> family, MakeTaskFamily(run.task));
+  const Rng root(DeriveSeed(run.seed, "run.train"));
+  std::vector<Problem> train;
+  for (uint64_t draw = 0; static_cast<int32_t>(train.size()) < run.train_problems; ++draw) {
+    if (draw > 100 * static_cast<uint64_t>(run.train_problems) + 10000) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "task ", run.task, " has too few distinct problems for ", run.train_problems,
+          " training and ", run.heldout_problems, " held-out problems (lower run.train_problems)"));
+    }
+    Rng rng = root.Fork(draw);
+    Problem p = family->Generate(rng);
+    if (taken.insert(p.id).second) train.push_back(std::move(p));
+  }
+  DS_RETURN_IF_ERROR(WriteProblems(paths.heldout, heldout));
+  return WriteProblems(paths.train, train);
+}
+
+// ---- gRPC clients of the learner's ProblemService and the cache service ---------------------
+
+class RunClients {
+ public:
+  static absl::StatusOr<RunClients> Connect(const std::string& learner, const std::string& cache,
+                                            const RpcConfig& rpc) {
+    DS_ASSIGN_OR_RETURN(rpc::RpcClient l, rpc::RpcClient::Connect(learner, rpc));
+    DS_ASSIGN_OR_RETURN(rpc::RpcClient c, rpc::RpcClient::Connect(cache, rpc));
+    return RunClients(std::move(l), std::move(c));
+  }
+
+  absl::Status WaitForLearner(absl::Duration timeout) const {
+    return learner_.WaitForConnected(timeout);
+  }
+  absl::Status WaitForCache(absl::Duration timeout) const {
+    return cache_.WaitForConnected(timeout);
+  }
+
+  absl::StatusOr<v1::Job> Submit(v1::JobKind kind, const std::string& name,
+                                 const std::vector<Problem>& problems, int32_t samples,
+                                 const std::string& request_id) const {
+    v1::SubmitProblemSetRequest request;
+    request.set_kind(kind);
+    request.set_name(name);
+    request.set_client_request_id(request_id);
+    request.mutable_options()->set_samples_per_problem(samples);
+    for (const Problem& p : problems) *request.add_problems() = ProblemToProto(p);
+    v1::Job job;
+    auto context = learner_.NewContext(absl::Seconds(60));
+    const grpc::Status s = problems_->SubmitProblemSet(context.get(), request, &job);
+    if (!s.ok()) return Status(s, "submitting " + name);
+    return job;
+  }
+
+  absl::StatusOr<v1::Job> GetJob(const std::string& id, bool results = false) const {
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    request.set_include_results(results);
+    v1::Job job;
+    auto context = learner_.NewContext(absl::Seconds(10));
+    const grpc::Status s = problems_->GetJob(context.get(), request, &job);
+    if (!s.ok()) return Status(s, "job " + id);
+    return job;
+  }
+
+  absl::StatusOr<v1::CacheStats> CacheStats() const {
+    v1::GetCacheStatsRequest request;
+    v1::CacheStats stats;
+    auto context = cache_.NewContext(absl::Seconds(10));
+    const grpc::Status s = cache_stub_->GetCacheStats(context.get(), request, &stats);
+    if (!s.ok()) return Status(s, "cache stats");
+    return stats;
+  }
+
+ private:
+  RunClients(rpc::RpcClient learner, rpc::RpcClient cache)
+      : learner_(std::move(learner)),
+        cache_(std::move(cache)),
+        problems_(v1::ProblemService::NewStub(learner_.channel())),
+        cache_stub_(v1::CacheService::NewStub(cache_.channel())) {}
+
+  static absl::Status Status(const grpc::Status& s, const std::string& what) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat(what, ": ", s.error_message()));
+  }
+
+  rpc::RpcClient learner_;
+  rpc::RpcClient cache_;
+  std::unique_ptr<v1::ProblemService::Stub> problems_;
+  std::unique_ptr<v1::CacheService::Stub> cache_stub_;
+};
+
+bool Terminal(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
+// ---- Held-out evaluations ------------------------------------------------------------------
+
+// One SOLVE job of the held-out set. Its name carries the training step and the generated
+// tokens it was submitted at ("held-out@STEP:TOKENS"), so a resumed run finds both again
+// through the request id.
+struct Evaluation {
+  int64_t step = 0;
+  int64_t tokens = 0;  // generated by the training job when it was submitted
+  std::string job_id;
+  bool done = false;
+  int64_t weight_version = 0;
+  int32_t total = 0;    // problems
+  int64_t samples = 0;  // over every problem
+  int64_t correct_samples = 0;
+  int32_t solved = 0;  // problems with a correct sample (pass@k, k = samples per problem)
+  // Mean pass@1: the share of correct samples.
+  double accuracy() const {
+    return samples > 0 ? static_cast<double>(correct_samples) / static_cast<double>(samples) : 0.0;
+  }
+  double pass_at_k() const { return total > 0 ? static_cast<double>(solved) / total : 0.0; }
+};
+
+std::string EvaluationName(int64_t step, int64_t tokens) {
+  return absl::StrCat("held-out@", step, ":", tokens);
+}
+
+std::optional<std::pair<int64_t, int64_t>> ParseEvaluationName(const std::string& name) {
+  std::vector<std::string> parts = absl::StrSplit(name, absl::ByAnyChar("@:"));
+  int64_t step = 0, tokens = 0;
+  if (parts.size() != 3 || parts[0] != "held-out" || !absl::SimpleAtoi(parts[1], &step) ||
+      !absl::SimpleAtoi(parts[2], &tokens)) {
+    return std::nullopt;
+  }
+  return std::make_pair(step, tokens);
+}
+
+absl::Status WriteEvaluations(const fs::path& path, const std::vector<Evaluation>& evals) {
+  std::string csv =
+      "step,generated_tokens,weight_version,problems,samples,correct_samples,pass1,solved,"
+      "pass_at_k\n";
+  for (const Evaluation& e : evals) {
+    if (!e.done) continue;
+    absl::StrAppend(&csv, e.step, ",", e.tokens, ",", e.weight_version, ",", e.total, ",",
+                    e.samples, ",", e.correct_samples, ",", absl::StrFormat("%.4f", e.accuracy()),
+                    ",", e.solved, ",", absl::StrFormat("%.4f", e.pass_at_k()), "\n");
+  }
+  std::error_code error;
+  fs::create_directories(path.parent_path(), error);
+  return WriteFileAtomically(path.string(), csv);
+}
+
+// Held-out accuracy against generated tokens, drawn by gnuplot (a PNG next to the CSV's data).
+absl::Status Plot(const RunPaths& paths, const std::string& title) {
+  const std::string script = absl::StrCat(
+      "set terminal pngcairo size 900,560 noenhanced font 'sans,11'\n", "set output '",
+      paths.plot.string(), "'\n", "set title '", title, "'\n",
+      "set xlabel 'generated tokens (training job)'\n", "set ylabel 'held-out accuracy'\n",
+      "set yrange [0:*]\n", "set grid\n", "set key top left\n", "set datafile separator ','\n",
+      "plot '", paths.eval.string(),
+      "' using 2:7 skip 1 with linespoints lw 2 pt 7 title 'correct share of the leaves (pass@1)', "
+      "'",
+      paths.eval.string(),
+      "' using 2:9 skip 1 with linespoints lw 2 pt 5 title 'problems solved by any leaf "
+      "(pass@k)'\n");
+  const std::string script_path = (paths.root / "metrics" / "heldout_accuracy.gp").string();
+  DS_RETURN_IF_ERROR(WriteFileAtomically(script_path, script));
+  const std::string command = absl::StrCat("gnuplot '", script_path, "' 2>&1");
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return absl::UnavailableError("cannot run gnuplot");
+  std::string output;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  const int status = ::pclose(pipe);
+  if (status != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("gnuplot failed (",
+                     status == (127 << 8) ? "not installed: apt-get install gnuplot-nox" : output,
+                     "); the data is in ", paths.eval.string()));
+  }
+  return absl::OkStatus();
+}
+
+std::string Duration(absl::Duration d) {
+  const int64_t s = absl::ToInt64Seconds(d);
+  return s >= 60 ? absl::StrFormat("%dm%02ds", s / 60, s % 60) : absl::StrFormat("%ds", s);
+}
+
+// ---- The run ---------------------------------------------------------------------------------
+
+class Run {
+ public:
+  Run(DeepSearchConfig config, std::string executable)
+      : config_(std::move(config)),
+        run_(config_.run),
+        paths_(run_.dir),
+        executable_(std::move(executable)),
+        start_(absl::Now()) {}
+
+  // The whole run; returns the exit code.
+  int Main();
+
+ private:
+  absl::Status Prepare();
+  // Runs `deepsearch sft` unless its model is there; std::nullopt when done.
+  absl::StatusOr<std::optional<Interrupted>> WarmStart();
+  absl::Status StartServices();
+  absl::StatusOr<std::optional<Interrupted>> Train();
+  absl::Status Finish();
+  void StopServices();
+  // The first child that has exited, as an error naming it and ending with its log.
+  absl::Status CheckChildren();
+  absl::Status ScheduleEvaluations(const v1::Job& train, bool final);
+  void Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cache);
+  std::string StartModel() const {
+    return (run_.sft_steps > 0 ? paths_.sft_model : paths_.init_model).string();
+  }
+
+  DeepSearchConfig config_;
+  const RunSection& run_;
+  RunPaths paths_;
+  std::string executable_;
+  absl::Time start_;
+
+  std::vector<ChildProcess> services_;  // cache, learner, actors: stopped in reverse order
+  std::optional<RunClients> clients_;
+  std::string train_job_id_;
+  std::vector<Problem> heldout_;
+  std::vector<Evaluation> evals_;
+  v1::Job last_train_;
+  std::optional<v1::CacheStats> last_cache_;
+
+  // Rates between samples.
+  absl::Time last_sample_time_ = absl::InfinitePast();
+  int64_t last_trajectories_ = 0;
+  int64_t last_tokens_ = 0;
+  std::unique_ptr<ProgressReporter> progress_;
+};
+
+absl::Status Run::Prepare() {
+  std::error_code error;
+  fs::create_directories(paths_.logs, error);
+  fs::create_directories(paths_.root / "metrics", error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", paths_.root.string(), ": ", error.message()));
+  }
+  // Children read the effective configuration from the run directory.
+  DS_RETURN_IF_ERROR(WriteFileAtomically(paths_.config.string(), DocumentConfig(config_)));
+  SftConfig sft;
+  sft.task = run_.task;
+  sft.seed = run_.seed;
+  sft.eval_problems = run_.heldout_problems;
+  DS_RETURN_IF_ERROR(PrepareData(run_, paths_, sft));
+  DS_ASSIGN_OR_RETURN(ProblemSet heldout, ReadProblemsJsonlFile(paths_.heldout.string()));
+  if (!heldout.errors.empty()) {
+    return absl::DataLossError(absl::StrCat(paths_.heldout.string(), ": ", heldout.ErrorSummary()));
+  }
+  heldout_ = std::move(heldout.problems);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<Interrupted>> Run::WarmStart() {
+  if (!fs::exists(paths_.init_model / "config.json")) {
+    DS_RETURN_IF_ERROR(
+        InitModelDirectory(run_.preset, paths_.init_model.string(), run_.seed, true));
+    log::Info("run: initialised a {} model from scratch in {}", run_.preset,
+              paths_.init_model.string());
+  }
+  if (run_.sft_steps == 0 || fs::exists(paths_.sft_model / "config.json")) return std::nullopt;
+  std::cerr << "[run] warm start: " << run_.sft_steps << " supervised steps on worked " << run_.task
+            << " solutions\n";
+  DS_ASSIGN_OR_RETURN(
+      ChildProcess sft,
+      ChildProcess::Start(
+          "warm start", executable_,
+          {"sft", "--model", paths_.init_model.string(), "--task", run_.task, "--steps",
+           std::to_string(run_.sft_steps), "--batch", std::to_string(run_.sft_batch), "--seed",
+           std::to_string(run_.seed), "--eval", std::to_string(run_.heldout_problems), "--out",
+           paths_.sft_model.string()},
+          ""));
+  while (true) {
+    if (std::optional<int> status = sft.Poll()) {
+      if (*status != 0) {
+        return absl::InternalError(
+            absl::StrCat("the warm start (deepsearch sft) exited with ", *status));
+      }
+      return std::nullopt;
+    }
+    if (std::optional<Interrupted> i = Sleep(absl::Milliseconds(200))) {
+      sft.Stop(run_.stop_timeout);
+      return i;
+    }
+  }
+}
+
+absl::Status Run::StartServices() {
+  DS_ASSIGN_OR_RETURN(const int cache_port, FreeLoopbackPort());
+  DS_ASSIGN_OR_RETURN(const int learner_port, FreeLoopbackPort());
+  const std::string cache = absl::StrCat("127.0.0.1:", cache_port);
+  const std::string learner = absl::StrCat("127.0.0.1:", learner_port);
+  const std::string config = paths_.config.string();
+  std::vector<std::string> endpoints;
+  auto start = [&](std::string name, std::vector<std::string> args) -> absl::Status {
+    // Every service serves its metrics for Prometheus on a port of its own.
+    DS_ASSIGN_OR_RETURN(const int metrics_port, FreeLoopbackPort());
+    const std::string metrics = absl::StrCat("127.0.0.1:", metrics_port);
+    args.insert(args.end(), {"--set", "metrics.listen_address=" + metrics});
+    endpoints.push_back(absl::StrCat(name, " http://", metrics, "/metrics"));
+    const std::string log = (paths_.logs / (name + ".log")).string();
+    DS_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(name, executable_, args, log));
+    log::Info("run: started {} (pid {}), log {}", name, child.pid(), log);
+    services_.push_back(std::move(child));
+    return absl::OkStatus();
+  };
+  DS_ASSIGN_OR_RETURN(RunClients clients, RunClients::Connect(learner, cache, config_.rpc));
+  // Each service is up before the next starts: the learner publishes its weights to the cache
+  // service first thing, the actors subscribe to both.
+  const absl::Time deadline = absl::Now() + run_.startup_timeout;
+  auto wait = [&](bool learner_too) -> absl::Status {
+    while (!clients.WaitForCache(absl::Seconds(1)).ok() ||
+           (learner_too && !clients.WaitForLearner(absl::Seconds(1)).ok())) {
+      DS_RETURN_IF_ERROR(CheckChildren());
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat("the services did not come up within ",
+                                                        absl::FormatDuration(run_.startup_timeout),
+                                                        " (logs in ", paths_.logs.string(), ")"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  DS_RETURN_IF_ERROR(start("cache", {"cache", "--config", config, "--listen", cache, "--store-dir",
+                                     paths_.store.string()}));
+  DS_RETURN_IF_ERROR(wait(false));
+  DS_RETURN_IF_ERROR(
+      start("learner", {"learner", "--config", config, "--listen", learner, "--cache", cache,
+                        "--model", StartModel(), "--state-dir", paths_.state.string()}));
+  DS_RETURN_IF_ERROR(wait(true));
+  for (int32_t i = 0; i < run_.actors; ++i) {
+    const std::string name = absl::StrCat("actor-", i);
+    DS_RETURN_IF_ERROR(start(name, {"actor", "--config", config, "--learner", learner, "--cache",
+                                    cache, "--model", StartModel(), "--actor-id", name}));
+  }
+  clients_.emplace(std::move(clients));
+  std::cerr << "[run] services up: cache service " << cache << ", learner " << learner << ", "
+            << run_.actors << " actor(s); logs in " << paths_.logs.string()
+            << "\n[run] metrics: " << absl::StrJoin(endpoints, ", ") << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Run::CheckChildren() {
+  for (ChildProcess& child : services_) {
+    if (std::optional<int> status = child.Poll()) {
+      return absl::InternalError(absl::StrCat("the ", child.name(), " exited with status ", *status,
+                                              "; the end of ", child.log_path(), ":\n",
+                                              child.LogTail()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Run::StopServices() {
+  // Actors first (they deliver what they have), then the learner (it checkpoints), then the
+  // cache service.
+  for (auto it = services_.rbegin(); it != services_.rend(); ++it) {
+    const int status = it->Stop(run_.stop_timeout);
+    if (status != 0) log::Warning("run: {} exited with status {}", it->name(), status);
+  }
+  services_.clear();
+}
+
+absl::Status Run::ScheduleEvaluations(const v1::Job& train, bool final) {
+  const int64_t step = train.progress().training_steps();
+  // Pending evaluations first: one at a time, so each measures one moment.
+  for (Evaluation& e : evals_) {
+    if (e.done) continue;
+    DS_ASSIGN_OR_RETURN(v1::Job job, clients_->GetJob(e.job_id));
+    if (!Terminal(job.state())) return absl::OkStatus();
+    DS_ASSIGN_OR_RETURN(job, clients_->GetJob(e.job_id, /*results=*/true));
+    if (job.state() != v1::JOB_STATE_SUCCEEDED) {
+      return absl::InternalError(absl::StrCat("held-out evaluation ", e.job_id, " ended ",
+                                              v1::JobState_Name(job.state()), ": ", job.error()));
+    }
+    e.done = true;
+    e.weight_version = job.progress().weight_version();
+    e.total = job.progress().problems_total();
+    for (const v1::ProblemResult& r : job.results()) {
+      e.samples += r.samples();
+      e.correct_samples += r.correct_samples();
+      e.solved += r.correct_samples() > 0 ? 1 : 0;
+    }
+    log::Info("run: held-out at step {}: pass@1 {:.1f}% ({} of {} samples), pass@{} {:.1f}%",
+              e.step, 100.0 * e.accuracy(), e.correct_samples, e.samples, run_.eval_samples,
+              100.0 * e.pass_at_k());
+    DS_RETURN_IF_ERROR(WriteEvaluations(paths_.eval, evals_));
+  }
+  const int64_t next = evals_.empty() ? 0 : evals_.back().step + run_.eval_every;
+  const bool due = step >= next || (final && (evals_.empty() || evals_.back().step < step));
+  if (!due) return absl::OkStatus();
+  const int64_t at = step >= next ? next : step;  // every multiple in turn, then the end
+  DS_ASSIGN_OR_RETURN(
+      const v1::Job job,
+      clients_->Submit(v1::JOB_KIND_SOLVE, EvaluationName(at, train.progress().generated_tokens()),
+                       heldout_, run_.eval_samples, absl::StrCat("deepsearch-run/eval/", at)));
+  Evaluation e;
+  e.step = at;
+  e.tokens = train.progress().generated_tokens();
+  if (auto parsed = ParseEvaluationName(job.name())) e.tokens = parsed->second;  // a resumed run
+  e.job_id = job.job_id();
+  evals_.push_back(e);
+  return absl::OkStatus();
+}
+
+void Run::Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cache) {
+  const absl::Time now = absl::Now();
+  const v1::JobProgress& p = train.progress();
+  const double seconds = absl::ToDoubleSeconds(now - last_sample_time_);
+  const bool first = last_sample_time_ == absl::InfinitePast();
+  const double trajectories_per_s =
+      first ? 0.0 : static_cast<double>(p.trajectories() - last_trajectories_) / seconds;
+  const double tokens_per_s =
+      first ? 0.0 : static_cast<double>(p.generated_tokens() - last_tokens_) / seconds;
+  last_sample_time_ = now;
+  last_trajectories_ = p.trajectories();
+  last_tokens_ = p.generated_tokens();
+  const double hit_ratio = cache && cache->lookups() > 0
+                               ? static_cast<double>(cache->lookup_hits()) / cache->lookups()
+                               : 0.0;
+  const Evaluation* latest = nullptr;
+  for (const Evaluation& e : evals_) {
+    if (e.done) latest = &e;
+  }
+  progress_->Update(p.training_steps());
+  progress_->SetStatus(absl::StrFormat(
+      "%s | version %d | %.1f traj/s | %.0f tok/s | held-out %s | cache hits %.0f%%", p.phase(),
+      p.weight_version(), trajectories_per_s, tokens_per_s,
+      latest != nullptr
+          ? absl::StrFormat("%.1f%% (step %d)", 100.0 * latest->accuracy(), latest->step)
+          : std::string("-"),
+      100.0 * hit_ratio));
+  Json line = {{"time", absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone())},
+               {"elapsed_s", absl::ToDoubleSeconds(now - start_)},
+               {"phase", p.phase()},
+               {"step", p.training_steps()},
+               {"weight_version", p.weight_version()},
+               {"trajectories", p.trajectories()},
+               {"generated_tokens", p.generated_tokens()},
+               {"trajectories_per_s", trajectories_per_s},
+               {"tokens_per_s", tokens_per_s},
+               {"train_accuracy", p.accuracy()},
+               {"hard_left", p.problems_total() - p.problems_done()},
+               {"cache_lookup_hit_ratio", hit_ratio}};
+  if (latest != nullptr) {
+    line["heldout_accuracy"] = latest->accuracy();
+    line["heldout_step"] = latest->step;
+  }
+  if (cache) {
+    line["cache_solutions"] = cache->solutions();
+    line["cache_problems"] = cache->problems();
+  }
+  std::ofstream out(paths_.progress, std::ios::app);
+  out << line.dump() << "\n";
+}
+
+absl::StatusOr<std::optional<Interrupted>> Run::Train() {
+  DS_ASSIGN_OR_RETURN(ProblemSet train, ReadProblemsJsonlFile(paths_.train.string()));
+  if (!train.errors.empty())
+    return absl::DataLossError(absl::StrCat(paths_.train.string(), ": ", train.ErrorSummary()));
+  DS_ASSIGN_OR_RETURN(const v1::Job job,
+                      clients_->Submit(v1::JOB_KIND_TRAIN, "deepsearch run", train.problems, 0,
+                                       "deepsearch-run/train"));
+  train_job_id_ = job.job_id();
+  std::cerr << "[run] training job " << train_job_id_ << ": " << train.problems.size()
+            << " problems, DeepSearch, up to " << config_.learner.program.max_steps
+            << " steps; held-out evaluation every " << run_.eval_every << " steps\n";
+  ProgressReporter::Options options;
+  options.label = "run";
+  options.total = config_.learner.program.max_steps;
+  options.unit = "step";
+  options.interval = run_.status_interval;
+  progress_ = std::make_unique<ProgressReporter>(std::move(options));
+  absl::Time next_sample = absl::Now();
+  while (true) {
+    if (std::optional<Interrupted> i = Sleep(absl::Milliseconds(500))) return i;
+    DS_RETURN_IF_ERROR(CheckChildren());
+    DS_ASSIGN_OR_RETURN(last_train_, clients_->GetJob(train_job_id_));
+    const bool ended = Terminal(last_train_.state());
+    if (ended && last_train_.state() != v1::JOB_STATE_SUCCEEDED) {
+      return absl::InternalError(absl::StrCat("the training job ended ",
+                                              v1::JobState_Name(last_train_.state()), ": ",
+                                              last_train_.error()));
+    }
+    DS_RETURN_IF_ERROR(ScheduleEvaluations(last_train_, ended));
+    if (absl::Now() >= next_sample) {
+      absl::StatusOr<v1::CacheStats> cache = clients_->CacheStats();
+      if (cache.ok()) last_cache_ = *cache;
+      Sample(last_train_, last_cache_);
+      next_sample = absl::Now() + run_.status_interval;
+    }
+    const bool evaluated = !evals_.empty() && evals_.back().done &&
+                           evals_.back().step >= last_train_.progress().training_steps();
+    if (ended && evaluated) break;
+  }
+  Sample(last_train_, last_cache_);
+  progress_->Finish();
+  return std::nullopt;
+}
+
+absl::Status Run::Finish() {
+  StopServices();  // the learner's last checkpoint is on disk once it has stopped
+  const std::string final_checkpoint = LatestCheckpoint(paths_.state.string());
+  if (final_checkpoint.empty()) {
+    return absl::InternalError(absl::StrCat("no checkpoint in ", paths_.state.string()));
+  }
+  DS_RETURN_IF_ERROR(ExportCheckpoint(final_checkpoint, paths_.final_model.string(), "float32"));
+  const absl::Status plot =
+      Plot(paths_, absl::StrCat("deepsearch run: ", run_.task, ", ", run_.preset, " model, ",
+                                heldout_.size(), " held-out problems"));
+  if (!plot.ok()) log::Warning("run: no plot: {}", plot.message());
+
+  const v1::JobProgress& p = last_train_.progress();
+  std::string summary = absl::StrCat("deepsearch run: done in ", Duration(absl::Now() - start_),
+                                     " (", paths_.root.string(), ")\n");
+  absl::StrAppend(&summary, "  task ", run_.task, ", ", run_.preset, " model, warm start ",
+                  run_.sft_steps, " supervised steps\n");
+  absl::StrAppend(&summary, "  training: ", p.training_steps(), " steps, ", p.trajectories(),
+                  " trajectories, ", p.generated_tokens(), " generated tokens, weight version ",
+                  p.weight_version(), ", ", p.problems_solved(), "/", p.problems_total(),
+                  " training problems solved at least once\n");
+  if (!evals_.empty()) {
+    const Evaluation& first = evals_.front();
+    const Evaluation& last = evals_.back();
+    absl::StrAppend(
+        &summary, "  held-out accuracy (", last.total, " problems, ", run_.eval_samples,
+        " samples each): pass@1 ", absl::StrFormat("%.1f%%", 100.0 * first.accuracy()), " at step ",
+        first.step, " -> ", absl::StrFormat("%.1f%%", 100.0 * last.accuracy()), " at step ",
+        last.step, "; pass@", run_.eval_samples, " ",
+        absl::StrFormat("%.1f%% -> %.1f%%", 100.0 * first.pass_at_k(), 100.0 * last.pass_at_k()),
+        "\n");
+  }
+  if (last_cache_) {
+    absl::StrAppend(&summary, "  cache: ", last_cache_->solutions(), " verified solutions of ",
+                    last_cache_->problems(), " problems; ", last_cache_->lookup_hits(), " of ",
+                    last_cache_->lookups(), " lookups hit\n");
+  }
+  absl::StrAppend(&summary, "  final model: ", paths_.final_model.string(), "\n");
+  absl::StrAppend(&summary, "  metrics: ", paths_.progress.string(), ", ", paths_.eval.string(),
+                  "\n");
+  if (plot.ok()) absl::StrAppend(&summary, "  plot: ", paths_.plot.string(), "\n");
+  std::cout << summary;
+  return WriteFileAtomically(paths_.summary.string(), summary);
+}
+
+int Run::Main() {
+  auto fail = [this](const absl::Status& s) {
+    if (progress_) progress_->Finish();
+    std::cerr << "deepsearch run: " << s.message() << "\n";
+    StopServices();
+    return kExitFailure;
+  };
+  auto interrupted = [this](const Interrupted& i) {
+    if (progress_) progress_->Finish();
+    std::cerr << "[run] " << (i.signal == SIGTERM ? "SIGTERM" : "SIGINT")
+              << ": stopping the actors, the learner (it checkpoints) and the cache service\n";
+    StopServices();
+    std::cerr << "[run] stopped; run the same command again to resume from " << paths_.root.string()
+              << "\n";
+    return kExitInterrupted;
+  };
+  if (absl::Status s = Prepare(); !s.ok()) return fail(s);
+  absl::StatusOr<std::optional<Interrupted>> warm = WarmStart();
+  if (!warm.ok()) return fail(warm.status());
+  if (*warm) return interrupted(**warm);
+  if (absl::Status s = StartServices(); !s.ok()) return fail(s);
+  absl::StatusOr<std::optional<Interrupted>> trained = Train();
+  if (!trained.ok()) return fail(trained.status());
+  if (*trained) return interrupted(**trained);
+  if (absl::Status s = Finish(); !s.ok()) return fail(s);
+  return kExitOk;
+}
+
+int RunRun(const RunArgs& args) {
+  BlockTerminationSignals();  // before any thread starts; children unblock their own
+  std::vector<std::string> overrides = args.overrides;
+  if (!args.dir.empty()) overrides.push_back("run.dir=" + args.dir);
+  if (args.actors > 0) overrides.push_back("run.actors=" + std::to_string(args.actors));
+  absl::StatusOr<DeepSearchConfig> config =
+      args.config.empty() ? ParseConfigText<DeepSearchConfig>(kRunDefaultsYaml,
+                                                              "<embedded run defaults>", overrides)
+                          : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
+  if (!config.ok()) {
+    std::cerr << "deepsearch run: " << config.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (args.print_config) {
+    std::cout << DocumentConfig(*config);
+    return kExitOk;
+  }
+  absl::StatusOr<std::string> executable = SelfExecutable();
+  if (!executable.ok()) {
+    std::cerr << "deepsearch run: " << executable.status().message() << "\n";
+    return kExitFailure;
+  }
+  Run run(*std::move(config), *executable);
+  return run.Main();
+}
+
+}  // namespace
+
+void AddRunCommand(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "Train end to end on this machine: warm start, then the cache service, the learner and "
+      "the actors as processes on 127.0.0.1, DeepSearch training with held-out evaluation");
+  cmd->add_option("--dir", args->dir, "Run directory (run.dir); running again resumes it");
+  cmd->add_option("--config", args->config,
+                  "Config file instead of the embedded default (configs/run.yaml)");
+  cmd->add_option("--set", args->overrides, "Override a config key: KEY=VALUE (repeatable)");
+  cmd->add_option("--actors", args->actors, "Search actor processes (run.actors)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_flag("--print-config", args->print_config, "Print the effective configuration and exit");
+  cmd->callback([args, &exit_code] { exit_code = RunRun(*args); });
+}
+
+}  // namespace deepsearch::cli
