@@ -11,8 +11,9 @@
 //   4. training    one TRAIN job with the training set (the learner screens the hard subset,
 //                  then trains with DeepSearch), and every `run.eval_every` training steps a
 //                  SOLVE job with the held-out set: a search tree of `run.eval_samples` leaves
-//                  per problem with the weights the actors hold then; pass@1 is the share of
-//                  correct leaves, pass@k the share of problems with a correct leaf;
+//                  per problem with the weights the actors hold then (the method's search even
+//                  when the run trains with an ablated one); pass@1 is the share of correct
+//                  leaves, pass@k the share of problems with a correct leaf;
 //   5. the end     the last checkpoint exported to DIR/final-model, the services stopped, a
 //                  summary (also DIR/summary.txt) and DIR/heldout_accuracy.png: held-out
 //                  accuracy against generated tokens (gnuplot).
@@ -177,14 +178,17 @@ class RunClients {
     return cache_.WaitForConnected(timeout);
   }
 
+  // `search`: the job's own search settings (SOLVE jobs), else the learner's.
   absl::StatusOr<v1::Job> Submit(v1::JobKind kind, const std::string& name,
                                  const std::vector<Problem>& problems, int32_t samples,
-                                 const std::string& request_id) const {
+                                 const std::string& request_id,
+                                 const std::optional<SearchParams>& search = std::nullopt) const {
     v1::SubmitProblemSetRequest request;
     request.set_kind(kind);
     request.set_name(name);
     request.set_client_request_id(request_id);
     request.mutable_options()->set_samples_per_problem(samples);
+    if (search) *request.mutable_options()->mutable_search() = SearchParamsToProto(*search);
     for (const Problem& p : problems) *request.add_problems() = ProblemToProto(p);
     v1::Job job;
     auto context = learner_.NewContext(absl::Seconds(60));
@@ -257,6 +261,20 @@ struct Evaluation {
   }
   double pass_at_k() const { return total > 0 ? static_cast<double>(solved) / total : 0.0; }
 };
+
+// The held-out search: the run's node sizes and constants, but the method's own choices where
+// the config switches in an ablation (backtrace, q update, negative choice, bonuses), so that
+// runs that train with an ablated search are measured with the same search as the others.
+SearchParams EvaluationSearch(const SearchParams& run) {
+  const SearchParams method;
+  SearchParams eval = run;
+  eval.backtrace = method.backtrace;
+  eval.q_update = method.q_update;
+  eval.negative_choice = method.negative_choice;
+  eval.entropy_bonus = method.entropy_bonus;
+  eval.depth_bonus = method.depth_bonus;
+  return eval;
+}
 
 std::string EvaluationName(int64_t step, int64_t tokens) {
   return absl::StrCat("held-out@", step, ":", tokens);
@@ -538,7 +556,8 @@ absl::Status Run::ScheduleEvaluations(const v1::Job& train, bool final) {
   DS_ASSIGN_OR_RETURN(
       const v1::Job job,
       clients_->Submit(v1::JOB_KIND_SOLVE, EvaluationName(at, train.progress().generated_tokens()),
-                       heldout_, run_.eval_samples, absl::StrCat("deepsearch-run/eval/", at)));
+                       heldout_, run_.eval_samples, absl::StrCat("deepsearch-run/eval/", at),
+                       EvaluationSearch(config_.search)));
   Evaluation e;
   e.step = at;
   e.tokens = train.progress().generated_tokens();
