@@ -569,17 +569,22 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
         minis[k].push_back(BuildMicroBatch(local, b, e, &advantages, c.decoupled, device));
     }
 
-    // The proximal policy (and the reference): the weights at the start of the step.
+    // The proximal policy (and the reference): the weights at the start of the step. With one
+    // mini-batch they are the weights of its training forward, whose log-probs (detached)
+    // serve as the proximal ones: the separate no-grad forward would compute the same values.
+    const bool proximal_from_training = parts == 1;
     m.RefreshCompute();
     {
       at::NoGradGuard no_grad;
       for (std::vector<MicroBatch>& mini : minis) {
         for (MicroBatch& mb : mini) {
-          mb.old_logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
+          if (!proximal_from_training) {
+            mb.old_logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
+            if (c.decoupled)
+              mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
+          }
           if (m.reference)
             mb.ref_logp = TokenLogProbs(*m.reference, mb, m.vocab_limit, c.temperature);
-          if (c.decoupled)
-            mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
         }
       }
     }
@@ -593,8 +598,13 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
       const double scale = global.second / std::max(global.first, 1.0);
       m.ZeroGrads();
       double mini_loss = 0;
-      for (const MicroBatch& mb : minis[k]) {
+      for (MicroBatch& mb : minis[k]) {
         const at::Tensor logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
+        if (proximal_from_training) {
+          mb.old_logp = logp.detach();
+          if (c.decoupled)
+            mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
+        }
         const at::Tensor ones = at::ones_like(logp);
         PolicyLossStats ls;
         const at::Tensor loss = PolicyLoss(

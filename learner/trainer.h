@@ -5,8 +5,9 @@
 // A training step:
 //   1. advantages for the whole batch (train_batch.h), groups intact;
 //   2. old log-probs recomputed with the weights at the start of the step (no grad), the
-//      proximal policy; with `decoupled`, the sequences' behaviour log-probs also weight each
-//      token (policy_loss.h); without, they are not used;
+//      proximal policy (with one mini-batch: the training forward's own log-probs, detached,
+//      which are the same values without a second forward pass); with `decoupled`, the sequences'
+//      behaviour log-probs also weight each token (policy_loss.h); without, they are not used;
 //   3. the batch split in order into `mini_batches` parts, one optimizer step each (with a
 //      reducer of world_size > 1 every rank is handed the same batch and trains its share of
 //      each part, train_batch.h PlanStep; the step equals a one-process step); each
