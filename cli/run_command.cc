@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -66,6 +67,7 @@
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
 #include "common/rpc/channel.h"
+#include "common/rpc/status_conversion.h"
 #include "common/tasks/dataset.h"
 #include "common/tasks/task.h"
 #include "learner/learner.h"
@@ -225,8 +227,7 @@ class RunClients {
         cache_stub_(v1::CacheService::NewStub(cache_.channel())) {}
 
   static absl::Status Status(const grpc::Status& s, const std::string& what) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat(what, ": ", s.error_message()));
+    return Annotate(rpc::FromGrpcStatus(s), what);
   }
 
   rpc::RpcClient learner_;
@@ -472,9 +473,9 @@ absl::Status Run::StartServices() {
   // Each service is up before the next starts: the learner publishes its weights to the cache
   // service first thing, the actors subscribe to both.
   const absl::Time deadline = absl::Now() + run_.startup_timeout;
-  auto wait = [&](bool learner_too) -> absl::Status {
-    while (!clients.WaitForCache(absl::Seconds(1)).ok() ||
-           (learner_too && !clients.WaitForLearner(absl::Seconds(1)).ok())) {
+  // Waits until `connected` (a one-second wait on one service's channel) succeeds.
+  auto wait = [&](const std::function<absl::Status()>& connected) -> absl::Status {
+    while (!connected().ok()) {
       DS_RETURN_IF_ERROR(CheckChildren());
       if (absl::Now() >= deadline) {
         return absl::DeadlineExceededError(absl::StrCat("the services did not come up within ",
@@ -486,11 +487,11 @@ absl::Status Run::StartServices() {
   };
   DS_RETURN_IF_ERROR(start("cache", {"cache", "--config", config, "--listen", cache, "--store-dir",
                                      paths_.store.string()}));
-  DS_RETURN_IF_ERROR(wait(false));
+  DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForCache(absl::Seconds(1)); }));
   DS_RETURN_IF_ERROR(
       start("learner", {"learner", "--config", config, "--listen", learner, "--cache", cache,
                         "--model", StartModel(), "--state-dir", paths_.state.string()}));
-  DS_RETURN_IF_ERROR(wait(true));
+  DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForLearner(absl::Seconds(1)); }));
   for (int32_t i = 0; i < run_.actors; ++i) {
     const std::string name = absl::StrCat("actor-", i);
     DS_RETURN_IF_ERROR(start(name, {"actor", "--config", config, "--learner", learner, "--cache",
