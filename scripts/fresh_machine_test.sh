@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Checks the README's test command the way a new user meets it: a freshly bootstrapped
-# Debian 12 (minbase) root filesystem with nothing else installed, a clone of this
-# repository's HEAD, and `./scripts/test.sh` run inside it as root.
+# Checks one of the README's two commands the way a new user meets it: a freshly
+# bootstrapped Debian 12 (minbase) root filesystem with nothing else installed, a clone of
+# this repository's HEAD, and the command run inside it as root.
 #
-#   sudo scripts/fresh_machine_test.sh [ROOT_DIR]      (default /tmp/deepsearch-fresh)
+#   sudo scripts/fresh_machine_test.sh [ROOT_DIR] [test|run]
+#     test (default): ./scripts/test.sh       run: ./scripts/run.sh (the embedded default run)
+#   ROOT_DIR defaults to /tmp/deepsearch-fresh.
 #
 # Needs root, debootstrap (apt-get install debootstrap) and Debian's package archive.
-# Prints the time of each phase; the exit code is the test command's. The log is
-# ROOT_DIR.log.
+# Prints the time of each phase; the exit code is the command's. The log is ROOT_DIR.log.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=${1:-/tmp/deepsearch-fresh}
+which=${2:-test}
+case "$which" in
+  test) command=./scripts/test.sh ;;
+  run) command=./scripts/run.sh ;;
+  *) echo "unknown command '$which' (test or run)" >&2; exit 2 ;;
+esac
 log="$root.log"
 [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo "install debootstrap first" >&2; exit 2; }
@@ -23,16 +30,17 @@ echo "debootstrap: $(($(date +%s) - t0)) s"
 git clone -q "$repo" "$root/root/deepsearch"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
-cleanup() { umount "$root/dev" "$root/proc" 2>/dev/null || true; }
+cleanup() { umount "$root/dev" "$root/sys" "$root/proc" 2>/dev/null || true; }
 trap cleanup EXIT
 
 t0=$(date +%s)
 set +e
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-  bash -c 'cd /root/deepsearch && ./scripts/test.sh' >> "$log" 2>&1
+  bash -c "cd /root/deepsearch && $command" >> "$log" 2>&1
 rc=$?
 set -e
-echo "test command: exit $rc after $(($(date +%s) - t0)) s (log: $log)"
-grep -E "tests passed|tests failed|^test.sh:" "$log" | tail -2 || true
+echo "$which command: exit $rc after $(($(date +%s) - t0)) s (log: $log)"
+grep -E "tests passed|tests failed|^test.sh:|held-out|^deepsearch run" "$log" | tail -4 || true
 exit $rc

@@ -33,7 +33,8 @@ struct RuntimeConfig {
 };
 
 // Applies runtime.keep_freed_memory to glibc's malloc: every block from the heap, never a
-// private mmap that is unmapped when freed, and a top of heap that is not trimmed. Large
+// private mmap that is unmapped when freed, a top of heap that is not trimmed, and one arena
+// for all threads (other arenas are heaps glibc shrinks whenever their top is free). Large
 // buffers (ATen's tensors, a weight version's payload, gRPC messages) are then reused memory
 // after their first use instead of fresh pages that fault in 4 KiB at a time on every
 // training step or every weight version (docs/BENCHMARKS.md, "Tree-GRPO training" and "Cache
