@@ -7,6 +7,7 @@
 #   scripts/setup.sh            install what is missing
 #   scripts/setup.sh --check    report what is missing, install nothing (exit 1 if any)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # One line per concern; keep each list sorted. A package the code starts using
 # goes here in the same change.
@@ -36,6 +37,14 @@ PACKAGES=(
   libcpp-httplib-dev
 )
 
+# Commands that may already come from elsewhere (a newer kubectl, another Node.js): the
+# Debian package is installed only when the command is missing. "command:package".
+COMMANDS=(
+  # deploy/: the Kubernetes manifests are rendered with `kubectl kustomize` and validated
+  # offline by a Node.js checker (deploy/check).
+  kubectl:kubernetes-client node:nodejs npm:npm
+)
+
 check_only=0
 if [[ "${1:-}" == "--check" ]]; then check_only=1; fi
 
@@ -44,6 +53,9 @@ for p in "${PACKAGES[@]}"; do
   # dpkg-query prints "install ok installed" for a package that is fully set up.
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+for c in "${COMMANDS[@]}"; do
+  command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}")
 done
 
 if ((${#missing[@]} > 0)); then
@@ -68,4 +80,19 @@ if [[ "$blas" != *openblas* ]]; then
   echo "setup: libblas.so.3 resolves to '${blas:-nothing}', expected OpenBLAS" >&2
   exit 1
 fi
-echo "setup: all ${#PACKAGES[@]} packages present; BLAS = $blas"
+
+# The manifest checker's npm packages, pinned by deploy/check/package-lock.json (the npm
+# registry is the one source besides Debian's archive). Installed again only when the lock
+# file changes.
+lock=deploy/check/package-lock.json
+stamp=deploy/check/node_modules/.deepsearch-lock
+if ! cmp -s "$lock" "$stamp"; then
+  if ((check_only)); then
+    echo "setup: deploy/check/node_modules is missing or older than its package-lock.json" >&2
+    exit 1
+  fi
+  echo "setup: installing the manifest checker's npm packages (deploy/check)"
+  (cd deploy/check && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$lock" "$stamp"
+fi
+echo "setup: all ${#PACKAGES[@]} packages and ${#COMMANDS[@]} commands present; BLAS = $blas"
