@@ -4,11 +4,14 @@
 //                     [--request-id ID] [--watch]
 //   deepsearch status --learner ADDR [JOB_ID] [--results] [--json]
 //   deepsearch watch  --learner ADDR JOB_ID
+//   deepsearch health ADDR [--service NAME] [--timeout 5s]
 // `submit` sends a JSON Lines problem file as a job and prints its id (with --watch, follows
 // it to the end). `status` lists jobs (newest first) or shows one, with per-problem results of
 // a SOLVE job. `watch` prints the job's progress as it changes until it ends; the exit code is
-// 0 when it succeeded, 1 otherwise. TLS and the bearer token come from the config's rpc
-// section (--config, --set).
+// 0 when it succeeded, 1 otherwise. `health` asks any server's grpc.health.v1 service, as an
+// exec probe would (Kubernetes' own gRPC probes cannot speak TLS): exit 0 when SERVING, 1
+// otherwise, with the reason. TLS and the bearer token come from the config's rpc section
+// (--config, --set).
 #include <iostream>
 #include <memory>
 #include <string>
@@ -20,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "deepsearch/v1/problem_service.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 #include "actor/actor_convert.h"
 #include "cli/commands.h"
@@ -174,6 +178,42 @@ int RunStatus(const ClientArgs& args) {
   return kExitOk;
 }
 
+struct HealthArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string address;
+  std::string service;
+  double timeout_s = 5;
+};
+
+int RunHealth(const HealthArgs& args) {
+  absl::StatusOr<DeepSearchConfig> config =
+      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides)
+                          : LoadConfigFile<DeepSearchConfig>(args.config, args.overrides);
+  if (!config.ok()) return Fail("health", std::string(config.status().message()));
+  absl::StatusOr<rpc::RpcClient> client = rpc::RpcClient::Connect(args.address, config->rpc);
+  if (!client.ok()) return Fail("health", std::string(client.status().message()));
+  auto stub = grpc::health::v1::Health::NewStub(client->channel());
+  std::unique_ptr<grpc::ClientContext> context = client->NewContext(absl::Seconds(args.timeout_s));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(args.service);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(context.get(), request, &response);
+  const std::string what =
+      absl::StrCat(args.address, args.service.empty() ? "" : absl::StrCat(" (", args.service, ")"));
+  if (!status.ok()) {
+    return Fail("health", absl::StrCat(what, ": ", status.error_message(), " (gRPC code ",
+                                       static_cast<int>(status.error_code()), ")"));
+  }
+  const std::string state =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+  if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return Fail("health", absl::StrCat(what, ": ", state));
+  }
+  std::cout << what << ": " << state << "\n";
+  return kExitOk;
+}
+
 void AddConnectionOptions(CLI::App* cmd, ClientArgs& args) {
   cmd->add_option("--learner", args.learner, "host:port of the learner")->capture_default_str();
   cmd->add_option("--config", args.config, "Config file (its rpc section: TLS, token)");
@@ -221,6 +261,18 @@ void AddClientCommands(CLI::App& app, int& exit_code) {
     }
     exit_code = Watch(*connection->stub, watch->job_id);
   });
+
+  auto health = std::make_shared<HealthArgs>();
+  cmd = app.add_subcommand(
+      "health", "Ask a server's gRPC health service (an exec probe): exit 0 when SERVING");
+  cmd->add_option("address", health->address, "host:port of the server")->required();
+  cmd->add_option("--service", health->service, "A service name (default: the server as a whole)");
+  cmd->add_option("--timeout", health->timeout_s, "Seconds to wait for the answer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--config", health->config, "Config file (its rpc section: TLS)");
+  cmd->add_option("--set", health->overrides, "Override a config key: KEY=VALUE (repeatable)");
+  cmd->callback([health, &exit_code] { exit_code = RunHealth(*health); });
 }
 
 }  // namespace deepsearch::cli

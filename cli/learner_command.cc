@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "cli/periodic.h"
@@ -57,11 +59,12 @@ class LearnerStatus {
     const double seconds = absl::ToDoubleSeconds(absl::Now() - last_time_);
     log::Info(
         "learner: version {}, {} steps, {} trajectories ({:.1f}/s), {} tokens ({:.0f}/s), "
-        "leases {} pending / {} issued, {} duplicates, {} rejected, {} stale trees",
+        "leases {} pending / {} issued / {} expired, {} duplicates, {} rejected, {} stale trees",
         now.weight_version, now.training_steps, now.trajectories,
         static_cast<double>(now.trajectories - last_.trajectories) / seconds, now.generated_tokens,
         static_cast<double>(now.generated_tokens - last_.generated_tokens) / seconds,
-        now.leases.pending, now.leases.issued, now.duplicates, now.rejected, now.stale_trees);
+        now.leases.pending, now.leases.issued, now.leases.expired, now.duplicates, now.rejected,
+        now.stale_trees);
     last_ = now;
     last_time_ = absl::Now();
   }
@@ -99,7 +102,17 @@ int RunLearner(const LearnerArgs& args) {
       CreateGradientReducer(options.data_parallel);
   if (!reducer.ok()) return fail(reducer.status());
   if ((*reducer)->rank() != 0) {
-    if (absl::Status s = RunTrainingWorker(options, **reducer); !s.ok()) return fail(s);
+    // Ranks > 0 serve only the gRPC health service, on learner.listen_address, so the same
+    // probes fit every pod of a learner StatefulSet; rank 0 alone serves the learner's API.
+    absl::StatusOr<std::unique_ptr<rpc::GrpcServer>> health = rpc::GrpcServer::Start(
+        {.name = absl::StrCat("learner rank ", (*reducer)->rank(), " (health only)"),
+         .listen_address = options.listen_address,
+         .rpc = config->rpc},
+        {});
+    if (!health.ok()) return fail(health.status());
+    const absl::Status s = RunTrainingWorker(options, **reducer);
+    (*health)->Shutdown(absl::Seconds(1));
+    if (!s.ok()) return fail(s);
     return kExitOk;
   }
 
@@ -145,6 +158,9 @@ int RunLearner(const LearnerArgs& args) {
             {"deepsearch_learner_leases_pending", "Leases waiting for an actor",
              double(s.leases.pending)},
             {"deepsearch_learner_leases_issued", "Leases held by actors", double(s.leases.issued)},
+            {"deepsearch_learner_leases_expired",
+             "Lease attempts whose deadline passed (re-issued or failed)",
+             double(s.leases.expired)},
         });
       });
   if (!metrics.ok()) return fail(metrics.status());

@@ -1,5 +1,6 @@
 // deepsearch model init --preset tiny|small --out DIR: a randomly initialised model directory.
 // deepsearch generate --model DIR --prompt TEXT [...]: sample continuations from a model.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -14,11 +15,14 @@
 namespace deepsearch::cli {
 namespace {
 
+namespace fs = std::filesystem;
+
 struct InitArgs {
   std::string preset = "tiny";
   std::string out;
   uint64_t seed = 0;
   bool force = false;
+  bool if_missing = false;
 };
 
 struct GenerateArgs {
@@ -112,7 +116,15 @@ void AddModelCommand(CLI::App& app, int& exit_code) {
   init_cmd->add_option("--out", init->out, "The model directory to create")->required();
   init_cmd->add_option("--seed", init->seed, "Initialisation seed")->capture_default_str();
   init_cmd->add_flag("--force", init->force, "Replace an existing directory");
+  init_cmd->add_flag("--if-missing", init->if_missing,
+                     "Do nothing when --out already holds a model (config.json): for init "
+                     "containers and scripts that run on every start");
   init_cmd->callback([init, &exit_code] {
+    if (init->if_missing && !init->force && fs::exists(fs::path(init->out) / "config.json")) {
+      std::cout << init->out << " already holds a model; left as it is\n";
+      exit_code = kExitOk;
+      return;
+    }
     if (absl::Status s = InitModelDirectory(init->preset, init->out, init->seed, init->force);
         !s.ok()) {
       std::cerr << "deepsearch model init: " << s.message() << "\n";

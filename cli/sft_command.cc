@@ -6,6 +6,7 @@
 // held-out problems before and after, and writes the trained model directory to --out.
 // Exit codes: 0 done, 1 the run failed (bad model directory, task spec, I/O), 2 usage.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@ namespace {
 struct SftArgs {
   std::string model;
   std::string out;
+  bool if_missing = false;
   SftConfig config;
 };
 
@@ -30,6 +32,10 @@ int RunSftCommand(const SftArgs& args) {
     std::cerr << "deepsearch sft: " << s.message() << "\n";
     return kExitFailure;
   };
+  if (args.if_missing && std::filesystem::exists(std::filesystem::path(args.out) / "config.json")) {
+    std::cout << args.out << " already holds a model; left as it is\n";
+    return kExitOk;
+  }
   if (absl::Status s = ConfigureTorchRuntime(RuntimeConfig{}); !s.ok()) return fail(s);
   absl::StatusOr<SftResult> r = RunSft(args.model, args.out, args.config);
   if (!r.ok()) return fail(r.status());
@@ -89,6 +95,9 @@ void AddSftCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   sft->add_flag("--no-progress{false}", c.show_progress, "No progress line on stderr");
+  sft->add_flag("--if-missing", args->if_missing,
+                "Do nothing when --out already holds a model (config.json): for init containers "
+                "and scripts that run on every start");
   sft->callback([args, &exit_code] { exit_code = RunSftCommand(*args); });
 }
 

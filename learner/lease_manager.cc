@@ -62,6 +62,7 @@ void LeaseManager::ExpireOverdue(absl::Time now) {
   }
   for (const std::string& id : overdue) {
     Entry& e = *leases_.at(id);
+    ++expired_;
     RequeueLocked(e, absl::StrCat("attempt ", e.attempt, " expired on actor ", e.actor_id));
   }
 }
@@ -100,6 +101,7 @@ std::vector<LeaseRenewal> LeaseManager::Renew(const std::string& actor_id,
       r.reason = "the lease expired and was issued again";
     } else if (it->second->deadline < now) {
       // Past its deadline but not yet re-issued: expire it now rather than revive it.
+      ++expired_;
       RequeueLocked(*it->second,
                     absl::StrCat("attempt ", it->second->attempt, " expired on actor ", actor_id));
       r.reason = "the lease expired";
@@ -246,6 +248,7 @@ LeaseCounts LeaseManager::counts() const {
     (e->state == LeaseState::kPending ? c.pending : c.issued) += 1;
   c.completed = static_cast<int64_t>(completed_.size());
   c.failed = static_cast<int64_t>(failed_.size());
+  c.expired = expired_;
   return c;
 }
 

@@ -114,6 +114,7 @@ struct LeaseCounts {
   int64_t issued = 0;
   int64_t completed = 0;  // waiting in TakeCompleted
   int64_t failed = 0;     // waiting in TakeFailed
+  int64_t expired = 0;    // attempts whose deadline passed, since the start (cumulative)
 };
 
 class LeaseManager {
@@ -164,6 +165,7 @@ class LeaseManager {
   std::set<std::string> seen_trajectories_ ABSL_GUARDED_BY(mu_);
   std::vector<CompletedTree> completed_ ABSL_GUARDED_BY(mu_);
   std::vector<FailedLease> failed_ ABSL_GUARDED_BY(mu_);
+  int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace deepsearch

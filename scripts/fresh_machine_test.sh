@@ -29,6 +29,14 @@ debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian > "$
 echo "debootstrap: $(($(date +%s) - t0)) s"
 git clone -q "$repo" "$root/root/deepsearch"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's own certificate authorities (a network proxy's, say), so HTTPS through the same
+# network (the npm registry) works inside too; setup's ca-certificates picks them up.
+extra_env=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  extra_env=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+fi
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
@@ -37,7 +45,7 @@ trap cleanup EXIT
 
 t0=$(date +%s)
 set +e
-chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "${extra_env[@]}" \
   bash -c "cd /root/deepsearch && $command" >> "$log" 2>&1
 rc=$?
 set -e

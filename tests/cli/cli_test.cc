@@ -191,6 +191,17 @@ TEST(CliModelTest, InitThenGenerate) {
   ASSERT_EQ(init.exit_code, 0) << init.output;
   EXPECT_THAT(init.output, HasSubstr("wrote a tiny model to " + dir));
   EXPECT_EQ(RunCli("model init --preset tiny --out " + dir).exit_code, 1);  // exists: refused
+  // --if-missing (init containers): an existing model is left exactly as it is.
+  const std::string weights = dir + "/model.safetensors";
+  const auto before = std::filesystem::last_write_time(weights);
+  Result again = RunCli("model init --preset small --out " + dir + " --if-missing");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("already holds a model"));
+  EXPECT_EQ(std::filesystem::last_write_time(weights), before);
+  EXPECT_EQ(
+      RunCli("sft --model " + dir + " --out " + dir + " --task addition --if-missing").exit_code,
+      0);
+  EXPECT_EQ(std::filesystem::last_write_time(weights), before);
   EXPECT_EQ(RunCli("model init --preset huge --out " + dir).exit_code, 2);
 
   Result text =

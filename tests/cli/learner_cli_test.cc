@@ -148,7 +148,8 @@ TEST(LearnerCliTest, DataParallelRanksServeCheckpointAndStopTogetherAndTheCheckp
                                     "--set", "learner.data_parallel.master=" + master,
                                     "--set", "learner.data_parallel.timeout=60s"};
   };
-  std::vector<std::string> args1 = {"learner", "--state-dir", dir + "/state1"};
+  std::vector<std::string> args1 = {"learner", "--state-dir", dir + "/state1", "--listen",
+                                    "127.0.0.1:0"};
   for (const std::string& a : rank_args(1)) args1.push_back(a);
   const pid_t rank1 = StartDeepsearch(args1, dir + "/rank1.log");
   std::vector<std::string> args0 = {"learner",      "--model",  dir + "/model", "--state-dir",
@@ -165,6 +166,27 @@ TEST(LearnerCliTest, DataParallelRanksServeCheckpointAndStopTogetherAndTheCheckp
   EXPECT_THAT(log0, HasSubstr("data parallel over 2 ranks"));
   EXPECT_THAT(WaitForLog(dir + "/rank1.log", "ready at training step 0"),
               HasSubstr("data parallel rank 1 of 2 ready at training step 0"));
+
+  // Rank 1 serves the gRPC health service only, so one probe fits every rank's pod.
+  const std::string log1 = ReadFile(dir + "/rank1.log");
+  const std::string health_only = "(health only) serving on 127.0.0.1:0 (port ";
+  const size_t port_at = log1.find(health_only);
+  ASSERT_NE(port_at, std::string::npos) << log1;
+  const std::string rank1_port =
+      log1.substr(port_at + health_only.size(),
+                  log1.find(',', port_at + health_only.size()) - port_at - health_only.size());
+  CliRun probe = RunDeepsearch("health 127.0.0.1:" + rank1_port);
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+  EXPECT_THAT(probe.out, HasSubstr("SERVING"));
+  probe = RunDeepsearch("health " + address + " --service deepsearch.v1.ProblemService");
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+  probe =
+      RunDeepsearch("health 127.0.0.1:" + rank1_port + " --service deepsearch.v1.ProblemService");
+  EXPECT_EQ(probe.exit_code, 1);
+  EXPECT_THAT(probe.err, HasSubstr("deepsearch health: 127.0.0.1:" + rank1_port));
+  probe = RunDeepsearch("health 127.0.0.1:" + std::to_string(FreePort()) + " --timeout 1");
+  EXPECT_EQ(probe.exit_code, 1);
+  EXPECT_THAT(probe.err, HasSubstr("gRPC code"));
 
   const CliRun submit = RunDeepsearch("submit --learner " + address + " --kind train --problems " +
                                       dir + "/train.jsonl --max-steps 5");

@@ -87,6 +87,7 @@ TEST(LeaseManagerTest, ExpiryReissuesWithANewAttemptAndStaleTreesAreRefused) {
   std::vector<IssuedLease> again = m.Issue("fast", 1, kT0 + absl::Seconds(19));
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].attempt, 2);
+  EXPECT_EQ(m.counts().expired, 1);
   // The first actor learns it lost the lease, and its late trajectories are stale.
   ren = m.Renew("slow", {a}, kT0 + absl::Seconds(20));
   EXPECT_FALSE(ren[0].renewed);
@@ -113,6 +114,7 @@ TEST(LeaseManagerTest, RenewingAnOverdueLeaseExpiresIt) {
   EXPECT_FALSE(ren[1].renewed);
   EXPECT_THAT(ren[1].reason, HasSubstr("unknown"));
   EXPECT_EQ(m.counts().pending, 1);
+  EXPECT_EQ(m.counts().expired, 1);
 }
 
 TEST(LeaseManagerTest, FailuresRetryUntilMaxAttempts) {
@@ -120,6 +122,7 @@ TEST(LeaseManagerTest, FailuresRetryUntilMaxAttempts) {
   const std::string a = m.Add(Spec("job"));
   m.Issue("x", 1, kT0);
   m.Fail("x", a, "prompt too long");
+  EXPECT_EQ(m.counts().expired, 0);  // given up, not expired
   std::vector<IssuedLease> again = m.Issue("y", 1, kT0);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].attempt, 2);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The offline validation of deploy/k8s, as a test: every shipped kustomization must pass
+# check_manifests.mjs, and every deliberately broken one in broken/ must fail with the
+# message its kustomization.yaml names on its first line.
+#
+#   deploy/check/test_manifests.sh build/cli/deepsearch
+set -euo pipefail
+deepsearch=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+for tool in kubectl node; do
+  command -v "$tool" >/dev/null || { echo "test_manifests: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+[[ -d "$here/node_modules/kubernetes-models" ]] ||
+  { echo "test_manifests: deploy/check/node_modules is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+
+check() { node "$here/check_manifests.mjs" --deepsearch "$deepsearch" "$@"; }
+
+check deploy/k8s/base deploy/k8s/overlays/local deploy/k8s/overlays/gpu-cluster
+
+failures=0
+for dir in "$here"/broken/*/; do
+  expected=$(head -1 "$dir/kustomization.yaml" | sed -n 's/.*must report "\(.*\)"\.$/\1/p')
+  [[ -n "$expected" ]] || { echo "test_manifests: $dir names no expected message" >&2; exit 1; }
+  if out=$(check "$dir" 2>&1); then
+    echo "FAIL: $dir passed; expected: $expected" >&2; failures=$((failures + 1))
+  elif ! grep -qF -- "$expected" <<<"$out"; then
+    echo "FAIL: $dir: expected \"$expected\", got:" >&2; echo "$out" >&2; failures=$((failures + 1))
+  else
+    echo "broken/$(basename "$dir"): refused as expected ($expected)"
+  fi
+done
+exit $((failures > 0))
