@@ -23,6 +23,8 @@ PACKAGES=(
   libabsl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # Tests and benchmarks.
   libbenchmark-dev libgmock-dev libgtest-dev
+  # The multi-host test: network namespaces and veth pairs (ip), job results as JSON (jq).
+  iproute2 jq
   # Parsing, CLI, logging, hashing.
   libcli11-dev libspdlog-dev libxxhash-dev libyaml-cpp-dev nlohmann-json3-dev
   # Text: PCRE2 for the Qwen2 pre-tokenizer regex, utf8proc for NFC normalisation.

@@ -42,6 +42,11 @@ function run(file, args) {
   }
 }
 
+{
+  const probe = run(deepsearch, ["version"]);
+  if (!probe.ok) usage(`${deepsearch} does not run: ${probe.out}`);
+}
+
 // "host:port" -> {host, port}.
 function splitAddress(address) {
   const at = address.lastIndexOf(":");

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Keeps the runtime stage of deploy/Dockerfile complete: every shared library the deepsearch
+# binary links directly (its ELF NEEDED entries) must come from a Debian package that the
+# stage installs (between its runtime-packages-begin/-end markers), and so must OpenBLAS.
+#
+#   deploy/check/runtime_libs.sh build/cli/deepsearch [deploy/Dockerfile]
+set -euo pipefail
+binary=$1
+dockerfile=${2:-$(dirname "$0")/../Dockerfile}
+listed=$(sed -n '/runtime-packages-begin/,/runtime-packages-end/p' "$dockerfile" |
+  grep -oE '^ +[a-z0-9][a-z0-9.+-]+ *\\?$' | tr -d ' \\' | sort -u)
+[[ -n "$listed" ]] || { echo "runtime_libs: no package list between the markers of $dockerfile" >&2; exit 1; }
+
+missing=0
+needed=$(readelf -d "$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+for lib in $needed; do
+  path=$(ldd "$binary" | awk -v l="$lib" '$1 == l && $3 ~ /^\// {print $3}')
+  [[ -n "$path" ]] || continue  # the dynamic loader and the vDSO
+  # dpkg knows a file by the path its package installed it at: /lib or /usr/lib (usrmerge).
+  package=$( (dpkg -S "$path" || dpkg -S "$(realpath "$path")") 2>/dev/null | head -1 | cut -d: -f1) || true
+  [[ -n "$package" ]] || { echo "runtime_libs: $lib ($path) belongs to no Debian package" >&2; missing=1; continue; }
+  case "$package" in libc6|libgcc-s1|libstdc++6) continue ;; esac  # in every Debian image
+  if ! grep -qx "$package" <<<"$listed"; then
+    echo "runtime_libs: $lib comes from $package, which $dockerfile does not install" >&2
+    missing=1
+  fi
+done
+grep -qx libopenblas0-openmp <<<"$listed" ||
+  { echo "runtime_libs: $dockerfile does not install libopenblas0-openmp" >&2; missing=1; }
+((missing == 0)) && echo "runtime_libs: the $(wc -l <<<"$listed") packages of $dockerfile cover the $(wc -w <<<"$needed") libraries $binary links"
+exit $missing
