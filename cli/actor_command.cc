@@ -44,9 +44,7 @@ int RunActor(const ActorArgs& args) {
   if (!args.learner.empty()) overrides.push_back("actor.learner_address=" + args.learner);
   if (!args.cache.empty()) overrides.push_back("actor.cache_address=" + args.cache);
   if (!args.actor_id.empty()) overrides.push_back("actor.actor_id=" + args.actor_id);
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, overrides);
   if (!config.ok()) return fail(config.status());
   if (config->actor.model.empty())
     return fail(absl::InvalidArgumentError("no model directory (--model or actor.model)"));

@@ -70,9 +70,7 @@ int RunCache(const CacheArgs& args) {
   std::vector<std::string> overrides = args.overrides;
   if (!args.listen.empty()) overrides.push_back("cache.listen_address=" + args.listen);
   if (!args.store_dir.empty()) overrides.push_back("cache.store_dir=" + args.store_dir);
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, overrides);
   if (!config.ok()) return fail(config.status());
   if (absl::Status s = ConfigureMalloc(config->runtime); !s.ok()) return fail(s);
   const CacheOptions& options = config->cache;

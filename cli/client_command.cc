@@ -63,9 +63,7 @@ struct Connection {
 };
 
 absl::StatusOr<Connection> Connect(const ClientArgs& args) {
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, args.overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, args.overrides);
   if (!config.ok()) return config.status();
   absl::StatusOr<rpc::RpcClient> client = rpc::RpcClient::Connect(args.learner, config->rpc);
   if (!client.ok()) return client.status();
@@ -187,9 +185,7 @@ struct HealthArgs {
 };
 
 int RunHealth(const HealthArgs& args) {
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, args.overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, args.overrides);
   if (!config.ok()) return Fail("health", std::string(config.status().message()));
   absl::StatusOr<rpc::RpcClient> client = rpc::RpcClient::Connect(args.address, config->rpc);
   if (!client.ok()) return Fail("health", std::string(client.status().message()));

@@ -16,8 +16,7 @@ struct ConfigArgs {
 };
 
 absl::StatusOr<DeepSearchConfig> Load(const ConfigArgs& args) {
-  if (args.file.empty()) return ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides);
-  return LoadConfigFile<DeepSearchConfig>(args.file, args.overrides);
+  return LoadDeepSearchConfig(args.file, args.overrides);
 }
 
 }  // namespace

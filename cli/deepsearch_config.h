@@ -106,4 +106,12 @@ struct DeepSearchConfig {
   }
 };
 
+// The config file at `path` with `overrides` (KEY=VALUE) applied; the built-in defaults when
+// `path` is empty. What every subcommand's --config and --set mean.
+inline absl::StatusOr<DeepSearchConfig> LoadDeepSearchConfig(
+    const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides);
+  return LoadConfigFile<DeepSearchConfig>(path, overrides);
+}
+
 }  // namespace deepsearch

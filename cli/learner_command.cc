@@ -87,9 +87,7 @@ int RunLearner(const LearnerArgs& args) {
   if (!args.listen.empty()) overrides.push_back("learner.listen_address=" + args.listen);
   if (!args.cache.empty()) overrides.push_back("learner.cache_address=" + args.cache);
   if (!args.mode.empty()) overrides.push_back("learner.mode=" + args.mode);
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, overrides);
   if (!config.ok()) return fail(config.status());
   if (absl::Status s = ConfigureTorchRuntime(config->runtime); !s.ok()) return fail(s);
   LearnerOptions options = config->learner;

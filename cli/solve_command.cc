@@ -93,9 +93,7 @@ nlohmann::json ResultJson(const Problem& problem, const TreeResult& r, const Sol
 }
 
 int RunSolve(const SolveArgs& args) {
-  absl::StatusOr<DeepSearchConfig> config =
-      args.config.empty() ? ParseConfigText<DeepSearchConfig>("", "<defaults>", args.overrides)
-                          : LoadConfigFile<DeepSearchConfig>(args.config, args.overrides);
+  absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, args.overrides);
   if (!config.ok()) return Fail(config.status());
   if (absl::Status s = ConfigureTorchRuntime(config->runtime); !s.ok()) return Fail(s);
   absl::StatusOr<ProblemSet> set = ReadProblemsJsonlFile(args.problems);

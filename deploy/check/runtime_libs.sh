@@ -13,11 +13,20 @@ listed=$(sed -n '/runtime-packages-begin/,/runtime-packages-end/p' "$dockerfile"
 
 missing=0
 needed=$(readelf -d "$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+libs=$(ldd "$binary")
+paths=()
 for lib in $needed; do
-  path=$(ldd "$binary" | awk -v l="$lib" '$1 == l && $3 ~ /^\// {print $3}')
+  path=$(awk -v l="$lib" '$1 == l && $3 ~ /^\// {print $3}' <<<"$libs")
+  [[ -n "$path" ]] && paths+=("$path" "$(realpath "$path")")
+done
+# One dpkg query for all of them: dpkg knows a file by the path its package installed it at,
+# /lib or /usr/lib (usrmerge), so both forms are asked. Lines are "package[:arch]: path".
+owners=$(dpkg -S "${paths[@]}" 2>/dev/null || true)
+for lib in $needed; do
+  path=$(awk -v l="$lib" '$1 == l && $3 ~ /^\// {print $3}' <<<"$libs")
   [[ -n "$path" ]] || continue  # the dynamic loader and the vDSO
-  # dpkg knows a file by the path its package installed it at: /lib or /usr/lib (usrmerge).
-  package=$( (dpkg -S "$path" || dpkg -S "$(realpath "$path")") 2>/dev/null | head -1 | cut -d: -f1) || true
+  package=$(awk -F': ' -v a="$path" -v b="$(realpath "$path")" '$2 == a || $2 == b {print $1; exit}' \
+    <<<"$owners" | cut -d: -f1)
   [[ -n "$package" ]] || { echo "runtime_libs: $lib ($path) belongs to no Debian package" >&2; missing=1; continue; }
   case "$package" in libc6|libgcc-s1|libstdc++6) continue ;; esac  # in every Debian image
   if ! grep -qx "$package" <<<"$listed"; then

@@ -98,7 +98,12 @@ TEST(ActorWithCacheTest, SolutionsAndWeightsFlowThroughTheRealCacheService) {
 
   // Weight versions published to the cache reach the actor.
   ASSERT_TRUE(weights->Publish(EncodeFull(MakeSet(1))).ok());
-  ASSERT_TRUE(WaitFor([&] { return actor.stats().weight_version == 1; }));
+  // The actor already reports version 1 (its starting policy's), so wait for the install
+  // itself: publishing version 2 before version 1 arrived would let the stream skip it.
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return installed.size() == 1;
+  }));
   ASSERT_TRUE(weights->Publish(EncodeFull(MakeSet(2))).ok());
   ASSERT_TRUE(WaitFor([&] { return actor.stats().weight_version == 2; }));
   actor.Shutdown(absl::Seconds(5));
