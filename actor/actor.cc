@@ -477,7 +477,6 @@ void Actor::RenewLoop() {
         for (auto& [tree_id, state] : leases_) {
           if (state->lease.lease_id() != r.lease_id() || state->revoked) continue;
           state->revoked = true;
-          ++stats_.leases_revoked;
           cancel.push_back(tree_id);
           log::Info("actor {}: lease {} ended by the learner ({}); dropping its tree",
                     options_.actor_id, r.lease_id(),
@@ -486,6 +485,10 @@ void Actor::RenewLoop() {
       }
     }
     for (const std::string& tree_id : cancel) runner_->Cancel(tree_id);
+    // Counted once the trees are cancelled, so a reader of the stats never sees a revoked
+    // lease whose tree could still take another step.
+    absl::MutexLock lock(&mu_);
+    stats_.leases_revoked += static_cast<int64_t>(cancel.size());
   }
 }
 
