@@ -16,6 +16,26 @@
 namespace deepsearch::cpu_kernels {
 
 DS_MULTIVERSION
+void AdamW(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s) {
+  // Locals, not loads through `s`: the stores to m, v and p could alias it otherwise.
+  const float decay = s.decay, beta1 = s.beta1, beta2 = s.beta2, step = s.step, eps = s.eps,
+              a1 = s.one_minus_beta1, a2 = s.one_minus_beta2, inv_bias2 = 1.0f / s.bias2_sqrt;
+  // Each line rounds as the ATen op it replaces does (mul_; add_ with alpha, an FMA; addcmul_;
+  // division by a scalar, a multiplication by its reciprocal; addcdiv_), so the two paths
+  // agree to the last bit or two.
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = std::fma(gi, a1, m[i] * beta1);
+    const float vi = v[i] * beta2 + a2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi) * inv_bias2 + eps;
+    p[i] = p[i] * decay + step * mi / denom;
+  }
+}
+
+DS_MULTIVERSION
 void RmsNorm(const float* x, const float* weight, float eps, int64_t rows, int64_t dim,
              float* out) {
   for (int64_t r = 0; r < rows; ++r) {

@@ -20,6 +20,17 @@
 
 namespace deepsearch::cpu_kernels {
 
+// One AdamW step over n fp32 elements in a single pass (ATen's composite form makes nine):
+//   p *= decay;  m = m * beta1 + g * (1 - beta1);  v = v * beta2 + g * g * (1 - beta2);
+//   p += step * m / (sqrt(v) / bias2_sqrt + eps)
+// rounded as ATen's composite form rounds it, with decay = 1 - lr * weight_decay, step = -lr / (1 -
+// beta1^t), bias2_sqrt = sqrt(1 - beta2^t), all in fp32: the optimizer update of the trainer on
+// CPU. 1 - beta is computed in double by the caller: in fp32, 1 - 0.999f is off by 1.3e-5 relative.
+struct AdamWScalars {
+  float decay, beta1, beta2, one_minus_beta1, one_minus_beta2, step, bias2_sqrt, eps;
+};
+void AdamW(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
+
 // out[i] = weight * (x[i] * rsqrt(mean(x[i]^2) + eps)) for each of `rows` rows of `dim`.
 // `out` may alias `x`.
 void RmsNorm(const float* x, const float* weight, float eps, int64_t rows, int64_t dim, float* out);

@@ -86,6 +86,11 @@ bool Available() {
 void PackedWeight::Free::operator()(float* p) const { std::free(p); }
 
 PackedWeight PackedWeight::Pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
+  return PackStrided(w, n, k, ldw, 1);
+}
+
+PackedWeight PackedWeight::PackStrided(const float* w, int64_t n, int64_t k, int64_t row_stride,
+                                       int64_t column_stride) {
   PackedWeight packed;
   packed.n_ = n;
   packed.k_ = k;
@@ -96,36 +101,46 @@ PackedWeight PackedWeight::Pack(const float* w, int64_t n, int64_t k, int64_t ld
   DS_CHECK(packed.data_ != nullptr) << "cannot allocate " << bytes << " bytes for packed weights";
   float* out = packed.data_.get();
   for (int64_t p = 0; p < panels; ++p) {
+    const int64_t columns = std::min<int64_t>(kPanel, n - p * kPanel);
+    const float* first = w + p * kPanel * row_stride;  // column p * 32, row 0
     for (int64_t i = 0; i < k; ++i) {
       float* row = out + (p * k + i) * kPanel;
-      for (int64_t j = 0; j < kPanel; ++j) {
-        const int64_t col = p * kPanel + j;
-        row[j] = col < n ? w[col * ldw + i] : 0.0f;
+      const float* src = first + i * column_stride;
+      if (row_stride == 1) {  // a panel row is a contiguous run (the transposed packings)
+        std::memcpy(row, src, sizeof(float) * static_cast<size_t>(columns));
+      } else {
+        for (int64_t j = 0; j < columns; ++j) row[j] = src[j * row_stride];
       }
+      for (int64_t j = columns; j < kPanel; ++j) row[j] = 0.0f;
     }
   }
   return packed;
 }
 
 void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const float* bias,
-          bool accumulate, float* c, int64_t ldc) {
+          bool accumulate, float* c, int64_t ldc, int64_t k_block) {
   DS_CHECK(Available()) << "gemm_cpu::Gemm needs AVX-512F";
   const int64_t k = w.k(), n = w.n();
   const int64_t panels = (n + kPanel - 1) / kPanel;
-  // Panel-major: one 32-column panel (k x 128 bytes) stays in L2 while every row block of A
-  // passes over it.
-  for (int64_t p = 0; p < panels; ++p) {
-    const float* panel = w.data() + p * k * kPanel;
-    const int64_t col = p * kPanel;
-    const int64_t columns = std::min<int64_t>(kPanel, n - col);
-    const float* panel_bias = bias != nullptr ? bias + col : nullptr;
-    const float* next = p + 1 < panels ? panel + k * kPanel : nullptr;
-    for (int64_t row = 0; row < m; row += kMaxRows) {
-      const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, m - row));
-      // The first row block over this panel fetches the next one.
-      kKernels[rows](a + row * lda, lda, panel, k, panel_bias, columns, accumulate,
-                     c + row * ldc + col, ldc, row == 0 ? next : nullptr);
+  const int64_t block = k_block > 0 ? std::min(k_block, k) : k;
+  for (int64_t k0 = 0;; k0 += block) {  // once at least: k == 0 still writes bias (and C)
+    const int64_t kc = std::min(block, k - k0);
+    // Panel-major: one 32-column panel's k block (kc x 128 bytes) stays in L2 while every row
+    // block of A passes over it.
+    for (int64_t p = 0; p < panels; ++p) {
+      const float* panel = w.data() + p * k * kPanel + k0 * kPanel;
+      const int64_t col = p * kPanel;
+      const int64_t columns = std::min<int64_t>(kPanel, n - col);
+      const float* panel_bias = bias != nullptr && k0 == 0 ? bias + col : nullptr;
+      const float* next = p + 1 < panels ? panel + k * kPanel : nullptr;
+      for (int64_t row = 0; row < m; row += kMaxRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, m - row));
+        // The first row block over this panel fetches the next one.
+        kKernels[rows](a + row * lda + k0, lda, panel, kc, panel_bias, columns,
+                       accumulate || k0 > 0, c + row * ldc + col, ldc, row == 0 ? next : nullptr);
+      }
     }
+    if (k0 + block >= k) break;
   }
 }
 

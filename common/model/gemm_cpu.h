@@ -27,6 +27,11 @@ class PackedWeight {
   PackedWeight() = default;
   // Packs W [n, k] (row-major, row stride `ldw` floats).
   static PackedWeight Pack(const float* w, int64_t n, int64_t k, int64_t ldw);
+  // Packs W [n, k] whose element (j, i) is at w[j * row_stride + i * column_stride]: with
+  // row_stride 1 and column_stride n it packs the transpose of a row-major [k, n] matrix
+  // (what the training backward multiplies by), without materialising it.
+  static PackedWeight PackStrided(const float* w, int64_t n, int64_t k, int64_t row_stride,
+                                  int64_t column_stride);
 
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
@@ -44,7 +49,12 @@ class PackedWeight {
 
 // C[m, n] = (accumulate ? C : 0) + A[m, k] * W^T + (bias ? bias : 0). A has row stride lda,
 // C row stride ldc (floats). Requires Available().
+//
+// k_block 0 sums over all of k in registers (the inference shapes: k <= a few thousand, one
+// panel in L2). A positive k_block sums k in blocks of that many, adding each block's partial
+// product into C, so a panel block stays in L2 when k is long (the training backward's weight
+// gradient sums over every token of a micro-batch); the sum order then differs.
 void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const float* bias,
-          bool accumulate, float* c, int64_t ldc);
+          bool accumulate, float* c, int64_t ldc, int64_t k_block = 0);
 
 }  // namespace deepsearch::gemm_cpu

@@ -12,6 +12,7 @@
 #include "common/core/rng.h"
 #include "common/core/status.h"
 #include "common/model/cpu_kernels.h"
+#include "common/model/train_linear.h"
 
 namespace deepsearch {
 namespace {
@@ -215,7 +216,7 @@ Qwen2Model::Projected Qwen2Model::Project(const Layer& layer, const at::Tensor& 
   const int64_t b = h.size(0), s = h.size(1);
   const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
                 d = config_.head_dim;
-  const at::Tensor qkv = at::linear(h, layer.qkv_weight, layer.qkv_bias);
+  const at::Tensor qkv = TrainLinear(h, layer.qkv_weight, layer.qkv_bias);
   const at::Tensor c = cos.unsqueeze(2), sn = sin.unsqueeze(2);  // [B, S, 1, D]
   return {ApplyRotary(qkv.narrow(-1, 0, n_heads * d).view({b, s, n_heads, d}), c, sn),
           ApplyRotary(qkv.narrow(-1, n_heads * d, n_kv * d).view({b, s, n_kv, d}), c, sn),
@@ -233,14 +234,15 @@ at::Tensor Qwen2Model::AttendDense(const at::Tensor& q, const at::Tensor& keys,
   const at::Tensor grouped =
       q.view({b, s, n_kv, n_rep, d}).permute({0, 2, 3, 1, 4}).reshape({b, n_kv, n_rep * s, d});
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const at::Tensor scores =
-      at::matmul(grouped, keys.transpose(-1, -2)) * scale;  // [B, nKV, n_rep*S, T]
+  // The scale goes on q (S x D) rather than on the scores (S x T): a pass over a far smaller
+  // tensor, and exact where D is a power of 4 (the scale is then a power of 2).
+  const at::Tensor scores = TrainMatmulNT(grouped * scale, keys);  // [B, nKV, n_rep*S, T]
   const at::Tensor masked =
       scores.view({b, n_kv, n_rep, s, t})
           .to(at::kFloat)
           .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   const at::Tensor probs = at::softmax(masked, -1).to(options_.dtype).view({b, n_kv, n_rep * s, t});
-  return at::matmul(probs, values)
+  return TrainMatmulNT(probs, values.transpose(-1, -2))
       .view({b, n_kv, n_rep, s, d})
       .permute({0, 3, 1, 2, 4})
       .reshape({b, s, n_heads * d});
@@ -248,9 +250,9 @@ at::Tensor Qwen2Model::AttendDense(const at::Tensor& q, const at::Tensor& keys,
 
 at::Tensor Qwen2Model::Mlp(const Layer& layer, const at::Tensor& h) const {
   const int64_t inter = config_.intermediate_size;
-  const at::Tensor gate_up = at::linear(h, layer.gate_up_weight);
-  return at::linear(at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter),
-                    layer.down_weight);
+  const at::Tensor gate_up = TrainLinear(h, layer.gate_up_weight);
+  return TrainLinear(at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter),
+                     layer.down_weight);
 }
 
 at::Tensor Qwen2Model::Forward(const at::Tensor& ids, const at::Tensor& lengths) const {
@@ -258,23 +260,47 @@ at::Tensor Qwen2Model::Forward(const at::Tensor& ids, const at::Tensor& lengths)
       << "Forward: bad input shapes";
   const int64_t b = ids.size(0), t = ids.size(1);
   const auto device = options_.device;
-  const at::Tensor positions =
-      at::arange(t, at::TensorOptions().dtype(at::kLong).device(device)).expand({b, t});
-  const auto [cos, sin] = Rotary(positions);
+  const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
   // allowed[b, s, k] = k <= s and k < length[b]; shaped [B, 1, 1, S, T] for the grouped scores.
-  const at::Tensor key = at::arange(t, at::TensorOptions().dtype(at::kLong).device(device));
+  const at::Tensor key = at::arange(t, long_options);
   const at::Tensor causal = key.view({1, t}) <= key.view({t, 1});                   // [S, T]
   const at::Tensor in_length = key.view({1, t}) < lengths.to(device).view({b, 1});  // [B, T]
   const at::Tensor allowed = (causal.unsqueeze(0) & in_length.unsqueeze(1)).view({b, 1, 1, t, t});
-  at::Tensor x = at::embedding(embed_, ids.to(device));
+  // Everything but attention works token by token, so it runs on the real tokens only, packed
+  // as one row [1, N, H] (N = the sum of the lengths): the padding of a ragged micro-batch costs
+  // no GEMM or element-wise work. Attention scatters q, k and v into the padded [B, T] layout
+  // and gathers its output back. `real` lists the flat index b * T + s of each real token.
+  const at::Tensor real = in_length.view({-1}).nonzero().view({-1});
+  const int64_t n = real.size(0);
+  const bool padded = n != b * t;
+  auto pack = [&](const at::Tensor& padded_rows) {  // [B, T, F] -> [1, N, F]
+    const at::Tensor rows = padded_rows.reshape({b * t, -1});
+    return (padded ? rows.index_select(0, real) : rows).unsqueeze(0);
+  };
+  auto unpack = [&](const at::Tensor& packed_rows) {  // [1, N, F] -> [B, T, F], zero padding
+    const at::Tensor rows = packed_rows.squeeze(0);
+    if (!padded) return rows.view({b, t, -1});
+    return at::zeros({b * t, rows.size(1)}, rows.options())
+        .index_copy(0, real, rows)
+        .view({b, t, -1});
+  };
+  const at::Tensor positions = pack(key.expand({b, t}).unsqueeze(-1)).squeeze(-1);  // [1, N]
+  const auto [cos, sin] = Rotary(positions);
+  at::Tensor x = at::embedding(embed_, pack(ids.to(device).unsqueeze(-1)).squeeze(-1));
+  const int64_t n_heads = config_.num_attention_heads, n_kv = config_.num_key_value_heads,
+                d = config_.head_dim;
   for (const Layer& layer : layers_) {
     const Projected p =
         Project(layer, RmsNorm(x, layer.input_norm, config_.rms_norm_eps), cos, sin);
-    x = x + at::linear(AttendDense(p.q, p.k.transpose(1, 2), p.v.transpose(1, 2), allowed),
-                       layer.o_weight);
+    const at::Tensor q = unpack(p.q.reshape({1, n, n_heads * d})).view({b, t, n_heads, d});
+    const at::Tensor k = unpack(p.k.reshape({1, n, n_kv * d})).view({b, t, n_kv, d});
+    const at::Tensor v = unpack(p.v.reshape({1, n, n_kv * d})).view({b, t, n_kv, d});
+    x = x + TrainLinear(pack(AttendDense(q, k.transpose(1, 2), v.transpose(1, 2), allowed)),
+                        layer.o_weight);
     x = x + Mlp(layer, RmsNorm(x, layer.post_norm, config_.rms_norm_eps));
   }
-  return at::linear(RmsNorm(x, final_norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
+  return unpack(TrainLinear(RmsNorm(x, final_norm_, config_.rms_norm_eps), lm_head_))
+      .to(at::kFloat);
 }
 
 bool Qwen2Model::UsesCpuKernels() const {

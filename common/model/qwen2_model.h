@@ -85,7 +85,8 @@ class Qwen2Model {
 
   // Forward over whole sequences without a cache (training, evaluation, parity checks).
   // ids: [B, T] int64, right-padded; lengths: [B] int64, the real length of each row.
-  // Returns logits [B, T, vocab_size] as float32. Records autograd when grad mode is on.
+  // Returns logits [B, T, vocab_size] as float32, zero at padded positions. Records autograd
+  // when grad mode is on. Only attention sees the padding: the rest runs on the real tokens.
   at::Tensor Forward(const at::Tensor& ids, const at::Tensor& lengths) const;
 
   // Appends each input's tokens to its sequence in `cache` and returns the logits after the
