@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# DeepSearch against plain GRPO and DeepSearch's ablations, from one warm start
+# DeepSearch against plain GRPO and DeepSearch's ablations, from one warm start per seed
 # (issue: "the DeepSearch-vs-GRPO experiment"; the paper's Table 4 ablations).
 #
 # Every variant is a `deepsearch run` on the embedded default (three-number Countdown, the
-# tiny model, 16 problems x 8 trajectories per training step) that starts from the same
-# warm-started model, the same training and held-out sets and the same seeds, and trains the
-# same number of steps; held-out accuracy (a search tree of 8 leaves per held-out problem) is
+# tiny model, 16 problems x 8 trajectories per training step). For each seed, every variant
+# starts from the same warm-started model, the same training and held-out sets and the same
+# seeds, and trains until the training job has generated the same budget of response tokens
+# (learner.program.max_generated_tokens; the job ends after the step that reaches it, with
+# MAX_STEPS as a cap); held-out accuracy (a search tree of 8 leaves per held-out problem) is
 # measured every EVAL_EVERY steps. Variants:
 #   deepsearch        the method: global frontier, constrained q update, most confident
 #                     negative, mean-only advantages
@@ -15,21 +17,25 @@
 #   std_advantages    learner.train.advantage_norm=mean_std
 #   random_negative   search.negative_choice=random
 #
-#   bench/experiment.sh [OUT]        (default experiment/; STEPS=150 EVAL_EVERY=25 SEED=1)
+#   bench/experiment.sh [OUT]
+#     TOKENS=1200000 MAX_STEPS=400 EVAL_EVERY=25 SEEDS="1" VARIANTS="deepsearch grpo ..." (all six)
 #
-# Writes OUT/<variant>/ (each a complete run directory), OUT/results.csv (every evaluation of
-# every variant), OUT/results.md (the table) and OUT/heldout_accuracy.png (pass@1 against the
-# training job's generated tokens, one line per variant). Prints the table.
+# Writes OUT/seed-<s>/<variant>/ (each a complete run directory), OUT/results.csv (every
+# evaluation of every run), OUT/results.md (one row per run, then the mean over seeds of each
+# variant) and OUT/heldout_accuracy.png (pass@1 against the training job's generated tokens:
+# one line per variant, the mean over seeds at each evaluation). Prints the tables. A run
+# whose summary exists is not run again, so an interrupted experiment resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-experiment}"
-steps="${STEPS:-150}"
+tokens="${TOKENS:-1200000}"
+max_steps="${MAX_STEPS:-400}"
 eval_every="${EVAL_EVERY:-25}"
-seed="${SEED:-1}"
+read -r -a seeds <<< "${SEEDS:-1}"
+read -r -a variants <<< "${VARIANTS:-deepsearch grpo uct_backtrace vanilla_q std_advantages random_negative}"
 bin="${DEEPSEARCH:-build/cli/deepsearch}"
 [[ -x "$bin" ]] || { echo "experiment: $bin not built (cmake --build build --target deepsearch)" >&2; exit 1; }
 
-variants=(deepsearch grpo uct_backtrace vanilla_q std_advantages random_negative)
 declare -A extra=(
   [deepsearch]=""
   [grpo]="--set learner.program.algorithm=grpo"
@@ -38,54 +44,96 @@ declare -A extra=(
   [std_advantages]="--set learner.train.advantage_norm=mean_std"
   [random_negative]="--set search.negative_choice=random"
 )
-common=(--set "learner.program.max_steps=$steps" --set "run.eval_every=$eval_every"
-        --set "run.seed=$seed")
-
-mkdir -p "$out"
-first="${variants[0]}"
 for v in "${variants[@]}"; do
-  dir="$out/$v"
-  if [[ -f "$dir/summary.txt" ]]; then echo "experiment: $v done already ($dir)"; continue; fi
-  if [[ "$v" != "$first" && ! -d "$dir/sft-model" ]]; then
-    # The same warm start, data and initial model as the first variant.
-    mkdir -p "$dir"
-    cp -r "$out/$first/init-model" "$out/$first/sft-model" "$out/$first/data" "$dir/"
-  fi
-  echo "experiment: $v: $bin run --dir $dir ${common[*]} ${extra[$v]}"
-  start=$SECONDS
-  # shellcheck disable=SC2086
-  "$bin" run --dir "$dir" "${common[@]}" ${extra[$v]}
-  echo "$((SECONDS - start))" > "$dir/wall_seconds"
+  [[ -v "extra[$v]" ]] || { echo "experiment: unknown variant '$v' (expected one of ${!extra[*]})" >&2; exit 2; }
 done
 
-# Every evaluation of every variant, then the table and the plot.
-{
-  echo "variant,step,generated_tokens,pass1,pass_at_8"
+mkdir -p "$out"
+for seed in "${seeds[@]}"; do
+  common=(--set "learner.program.max_generated_tokens=$tokens" --set "learner.program.max_steps=$max_steps"
+          --set "run.eval_every=$eval_every" --set "run.seed=$seed")
+  first="${variants[0]}"
   for v in "${variants[@]}"; do
-    tail -n +2 "$out/$v/metrics/eval.csv" | awk -F, -v v="$v" '{print v "," $1 "," $2 "," $7 "," $9}'
+    dir="$out/seed-$seed/$v"
+    if [[ -f "$dir/summary.txt" ]]; then echo "experiment: seed $seed $v done already ($dir)"; continue; fi
+    if [[ "$v" != "$first" && ! -d "$dir/sft-model" ]]; then
+      # The same warm start, data and initial model as the seed's first variant.
+      mkdir -p "$dir"
+      cp -r "$out/seed-$seed/$first/init-model" "$out/seed-$seed/$first/sft-model" \
+        "$out/seed-$seed/$first/data" "$dir/"
+    fi
+    echo "experiment: seed $seed $v: $bin run --dir $dir ${common[*]} ${extra[$v]}"
+    start=$SECONDS
+    # shellcheck disable=SC2086
+    "$bin" run --dir "$dir" "${common[@]}" ${extra[$v]}
+    echo "$((SECONDS - start))" > "$dir/wall_seconds"
+  done
+done
+
+# Every evaluation of every run.
+{
+  echo "seed,variant,step,generated_tokens,pass1,pass_at_8"
+  for seed in "${seeds[@]}"; do
+    for v in "${variants[@]}"; do
+      tail -n +2 "$out/seed-$seed/$v/metrics/eval.csv" |
+        awk -F, -v s="$seed" -v v="$v" '{print s "," v "," $1 "," $2 "," $7 "," $9}'
+    done
   done
 } > "$out/results.csv"
 
+# One row per run, then per variant the mean (and the spread) over seeds.
 {
-  echo "| variant | held-out pass@1 at step 0 | best pass@1 (step) | pass@1 at step $steps | pass@8 at step 0 -> $steps | generated tokens (training job) | wall time |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| seed | variant | pass@1 at step 0 | best pass@1 (step) | final pass@1 (step) | pass@8 start -> end | generated tokens (training job) | wall time |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for seed in "${seeds[@]}"; do
+    for v in "${variants[@]}"; do
+      awk -F, -v s="$seed" -v v="$v" -v wall="$(cat "$out/seed-$seed/$v/wall_seconds" 2>/dev/null || echo '?')" '
+        NR > 1 {
+          if (NR == 2) { p0 = $7; k0 = $9; best = $7; at = $1 }
+          if ($7 > best) { best = $7; at = $1 }
+          last = $7; klast = $9; tokens = $2; step = $1
+        }
+        END {
+          printf "| %s | %s | %.1f%% | %.1f%% (%d) | %.1f%% (%d) | %.0f%% -> %.0f%% | %d | %ss |\n",
+                 s, v, 100 * p0, 100 * best, at, 100 * last, step, 100 * k0, 100 * klast, tokens, wall
+        }' "$out/seed-$seed/$v/metrics/eval.csv"
+    done
+  done
+  echo
+  echo "| variant | seeds | final pass@1, mean (min - max) | change from step 0, mean (min - max) | best pass@1, mean | generated tokens, mean |"
+  echo "|---|---|---|---|---|---|"
   for v in "${variants[@]}"; do
-    awk -F, -v v="$v" -v wall="$(cat "$out/$v/wall_seconds" 2>/dev/null || echo '?')" '
-      NR > 1 {
-        if (NR == 2) { p0 = $7; k0 = $9 }
-        if ($7 > best) { best = $7; at = $1 }
-        last = $7; klast = $9; tokens = $2
+    awk -F, -v v="$v" '
+      NR > 1 && $2 == v {
+        key = $1
+        if (!(key in first)) { first[key] = $5; best[key] = $5; n++ }
+        if ($5 > best[key]) best[key] = $5
+        last[key] = $5; tok[key] = $4
       }
       END {
-        printf "| %s | %.1f%% | %.1f%% (%d) | %.1f%% | %.0f%% -> %.0f%% | %d | %ss |\n",
-               v, 100 * p0, 100 * best, at, 100 * last, 100 * k0, 100 * klast, tokens, wall
-      }' "$out/$v/metrics/eval.csv"
+        lo = 1e9; hi = -1e9; dlo = 1e9; dhi = -1e9
+        for (k in last) {
+          d = last[k] - first[k]
+          sl += last[k]; sd += d; sb += best[k]; st += tok[k]
+          if (last[k] < lo) lo = last[k]; if (last[k] > hi) hi = last[k]
+          if (d < dlo) dlo = d; if (d > dhi) dhi = d
+        }
+        printf "| %s | %d | %.1f%% (%.1f - %.1f) | %+.1f (%+.1f - %+.1f) points | %.1f%% | %d |\n",
+               v, n, 100 * sl / n, 100 * lo, 100 * hi, 100 * sd / n, 100 * dlo, 100 * dhi,
+               100 * sb / n, st / n
+      }' "$out/results.csv"
   done
 } > "$out/results.md"
 
+# The mean over seeds at each evaluation step, one series per variant.
+for v in "${variants[@]}"; do
+  awk -F, -v v="$v" 'NR > 1 && $2 == v { n[$3]++; t[$3] += $4; p[$3] += $5 }
+    END { for (s in n) printf "%d,%f,%f\n", s, t[s] / n[s], p[s] / n[s] }' "$out/results.csv" |
+    sort -t, -k1,1n > "$out/mean_$v.csv"
+done
 plot="set terminal pngcairo size 1000,600 noenhanced font 'sans,11'
 set output '$out/heldout_accuracy.png'
-set title 'Countdown n=3, tiny model: held-out pass@1 (8-leaf search tree per problem), $steps steps'
+set title 'Countdown n=3, tiny model: held-out pass@1 (8-leaf search tree per problem), mean of ${#seeds[@]} seed(s), budget $tokens tokens'
 set xlabel 'generated tokens (training job)'
 set ylabel 'held-out pass@1'
 set grid
@@ -94,7 +142,7 @@ set datafile separator ','
 plot "
 sep=""
 for v in "${variants[@]}"; do
-  plot+="$sep'$out/$v/metrics/eval.csv' using 2:7 skip 1 with linespoints lw 2 title '$v'"
+  plot+="$sep'$out/mean_$v.csv' using 2:3 with linespoints lw 2 title '$v'"
   sep=", "
 done
 echo "$plot" | gnuplot

@@ -584,7 +584,7 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
     }
     run.ready = std::move(c);
     // async: the program moves on now, so the next step's leases go out while training.
-    if (async) program.StepDone();
+    if (async) program.StepDone(run.generated_tokens);
   }
   if (async && !run.collecting.has_value() && program.phase() == TrainProgram::Phase::kTraining) {
     std::vector<TrainProgram::StepProblem> next = program.NextStep();
@@ -594,7 +594,7 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
 
   if (run.ready.has_value()) {
     DS_RETURN_IF_ERROR(TrainReadyLocked());
-    if (!async) program.StepDone();
+    if (!async) program.StepDone(run.generated_tokens);
     UpdateTrainProgressLocked();
     const int64_t steps = trainer->step();
     if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)

@@ -29,6 +29,10 @@ void TrainProgramConfig::Bind(ConfigBinder& b) {
   b.Field("steps_per_round", steps_per_round, "Training steps per round").Range(1, 1 << 30);
   b.Field("max_rounds", max_rounds, "Rounds to run (0: until the hard subset is empty)").Min(0);
   b.Field("max_steps", max_steps, "Training steps in all (0: no limit)").Min(0);
+  b.Field("max_generated_tokens", max_generated_tokens,
+          "Token budget: the job ends after the step that brings its generated response tokens "
+          "(screening and training) to this many (0: no limit)")
+      .Min(0);
   b.Enum("admission", admission,
          {{"round_fraction", ReplayAdmission::kRoundFraction}, {"pass1", ReplayAdmission::kPass1}},
          "Replay admission: round_fraction (0 < correct fraction <= admit_max_fraction) or pass1");
@@ -141,7 +145,8 @@ void TrainProgram::FinishScreening() {
   cursor_ = 0;
   const bool out_of_rounds = config_.max_rounds > 0 && round_ >= config_.max_rounds;
   const bool out_of_steps = config_.max_steps > 0 && step_ >= config_.max_steps;
-  phase_ = hard_.empty() || out_of_rounds || out_of_steps ? Phase::kDone : Phase::kTraining;
+  phase_ = hard_.empty() || out_of_rounds || out_of_steps || OutOfTokens() ? Phase::kDone
+                                                                           : Phase::kTraining;
 }
 
 std::vector<TrainProgram::StepProblem> TrainProgram::NextStep() {
@@ -178,13 +183,18 @@ void TrainProgram::OnTrainingTree(const std::string& problem_id, int32_t fresh_t
   if (fresh_correct > 0) found_by_search_.insert(problem_id);
 }
 
-void TrainProgram::StepDone() {
+bool TrainProgram::OutOfTokens() const {
+  return config_.max_generated_tokens > 0 && generated_tokens_ >= config_.max_generated_tokens;
+}
+
+void TrainProgram::StepDone(int64_t generated_tokens) {
   if (phase_ != Phase::kTraining) return;
   step_in_flight_ = false;
   ++step_;
   ++round_steps_;
+  generated_tokens_ = std::max(generated_tokens_, generated_tokens);
   if (!rounds_.empty()) ++rounds_.back().steps;
-  const bool out_of_steps = config_.max_steps > 0 && step_ >= config_.max_steps;
+  const bool out_of_steps = (config_.max_steps > 0 && step_ >= config_.max_steps) || OutOfTokens();
   if (round_steps_ < config_.steps_per_round && !out_of_steps) return;
   // End of the round: admission by the round's fraction correct.
   if (config_.admission == ReplayAdmission::kRoundFraction) {
@@ -210,6 +220,7 @@ std::string TrainProgram::ToJson() const {
   j["round"] = round_;
   j["step"] = step_;
   j["round_steps"] = round_steps_;
+  j["generated_tokens"] = generated_tokens_;
   j["current"] = current_;
   j["screening_taken"] = screening_taken_;
   Json screen = Json::object();
@@ -245,6 +256,7 @@ std::string TrainProgram::ToJson() const {
   c["steps_per_round"] = config_.steps_per_round;
   c["max_rounds"] = config_.max_rounds;
   c["max_steps"] = config_.max_steps;
+  c["max_generated_tokens"] = config_.max_generated_tokens;
   c["admission"] = config_.admission == ReplayAdmission::kPass1 ? "pass1" : "round_fraction";
   c["admit_max_fraction"] = config_.admit_max_fraction;
   c["seed"] = config_.seed;
@@ -271,6 +283,8 @@ absl::StatusOr<TrainProgram> TrainProgram::FromJson(std::string_view json, std::
     p.config_.steps_per_round = c.at("steps_per_round").get<int32_t>();
     p.config_.max_rounds = c.at("max_rounds").get<int32_t>();
     p.config_.max_steps = c.at("max_steps").get<int64_t>();
+    // Absent from checkpoints written before the token budget existed.
+    p.config_.max_generated_tokens = c.value("max_generated_tokens", int64_t{0});
     p.config_.admission = c.at("admission").get<std::string>() == "pass1"
                               ? ReplayAdmission::kPass1
                               : ReplayAdmission::kRoundFraction;
@@ -280,6 +294,7 @@ absl::StatusOr<TrainProgram> TrainProgram::FromJson(std::string_view json, std::
     p.round_ = j.at("round").get<int32_t>();
     p.step_ = j.at("step").get<int64_t>();
     p.round_steps_ = j.at("round_steps").get<int64_t>();
+    p.generated_tokens_ = j.value("generated_tokens", int64_t{0});
     p.current_ = j.at("current").get<std::vector<std::string>>();
     p.screening_taken_ = j.at("screening_taken").get<bool>();
     for (const auto& [id, r] : j.at("screen_results").items()) p.screen_results_[id] = {r[0], r[1]};

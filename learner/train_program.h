@@ -17,7 +17,9 @@
 //                 code's rule; the Pass1@K variant admits problems solved by search that
 //                 re-screening still finds hard).
 //   The next round re-screens the current hard subset; the job ends when the hard subset is
-//   empty, after max_rounds rounds or after max_steps training steps.
+//   empty, after max_rounds rounds, after max_steps training steps, or once the job has
+//   generated max_generated_tokens response tokens (screening and training, not counting
+//   cached solutions): a token budget, checked after each step.
 //
 // Thread-compatible; the learner drives it from one thread. Its state serialises to JSON for
 // checkpoints (problems are stored by the job, not here).
@@ -52,8 +54,9 @@ struct TrainProgramConfig {
   double max_pass1 = 0.25;
   bool screen = true;  // false: every problem is hard from the start
   int32_t steps_per_round = 100;
-  int32_t max_rounds = 0;  // 0: until the hard subset is empty
-  int64_t max_steps = 0;   // 0: no limit
+  int32_t max_rounds = 0;            // 0: until the hard subset is empty
+  int64_t max_steps = 0;             // 0: no limit
+  int64_t max_generated_tokens = 0;  // 0: no limit
   ReplayAdmission admission = ReplayAdmission::kRoundFraction;
   double admit_max_fraction = 0.25;
   uint64_t seed = 0;
@@ -109,8 +112,11 @@ class TrainProgram {
   void OnTrainingTree(const std::string& problem_id, int32_t fresh_trajectories,
                       int32_t fresh_correct);
   // The current step was trained: advances the step, and at the end of a round admits to the
-  // replay buffer and starts the next screening.
-  void StepDone();
+  // replay buffer and starts the next screening. `generated_tokens`: the job's generated
+  // response tokens so far, for the token budget.
+  void StepDone(int64_t generated_tokens);
+  // Whether the job's generated tokens have reached max_generated_tokens (as of the last step).
+  bool OutOfTokens() const;
 
   // The kind of lease for a training step ("deepsearch": SEARCH; "grpo": ROLLOUT).
   LeaseKind training_kind() const;
@@ -129,6 +135,7 @@ class TrainProgram {
   int32_t round_ = 0;
   int64_t step_ = 0;
   int64_t round_steps_ = 0;
+  int64_t generated_tokens_ = 0;      // as of the last StepDone
   std::vector<std::string> current_;  // the set being screened this round
   bool screening_taken_ = false;
   std::map<std::string, std::pair<int32_t, int32_t>> screen_results_;  // samples, correct

@@ -67,7 +67,7 @@ TEST(TrainProgramTest, StepsWalkShuffledEpochsOneStepAtATime) {
   ASSERT_EQ(first.size(), 2u);
   EXPECT_NE(first[0], first[1]);
   EXPECT_TRUE(p.NextStep().empty());  // the step is not done yet
-  p.StepDone();
+  p.StepDone(0);
   const std::vector<std::string> second = Names(p.NextStep());
   ASSERT_EQ(second.size(), 2u);
   EXPECT_NE(second[0], second[1]);
@@ -86,7 +86,7 @@ TEST(TrainProgramTest, RoundFractionAdmissionThenRescreening) {
   for (int s = 0; s < 2; ++s) {
     const std::vector<TrainProgram::StepProblem> step = p.NextStep();
     for (const auto& sp : step) EXPECT_FALSE(sp.use_solution_cache);
-    p.StepDone();
+    p.StepDone(0);
   }
   // Nothing was reported: nobody admitted; round 1 screens the hard subset again.
   EXPECT_EQ(p.phase(), TrainProgram::Phase::kScreening);
@@ -98,10 +98,10 @@ TEST(TrainProgramTest, RoundFractionAdmissionThenRescreening) {
   q.OnTrainingTree("p0", 8, 1);  // 1/8 <= 0.25: admitted
   q.OnTrainingTree("p1", 8, 4);  // 1/2: too easy
   q.OnTrainingTree("p2", 8, 0);  // never solved: nothing to cache
-  q.StepDone();
+  q.StepDone(0);
   q.NextStep();
   q.OnTrainingTree("p0", 7, 0);  // fresh 15, correct 1: still admitted
-  q.StepDone();
+  q.StepDone(0);
   EXPECT_THAT(q.replay_buffer(), UnorderedElementsAre("p0"));
   EXPECT_EQ(q.rounds()[0].admitted, 1);
   EXPECT_EQ(q.rounds()[0].steps, 2);
@@ -122,9 +122,9 @@ TEST(TrainProgramTest, Pass1AdmissionNeedsTheProblemToStayHard) {
   p.NextStep();
   p.OnTrainingTree("p0", 8, 3);  // found by search
   p.OnTrainingTree("p1", 8, 2);  // found by search
-  p.StepDone();
+  p.StepDone(0);
   p.NextStep();
-  p.StepDone();
+  p.StepDone(0);
   EXPECT_TRUE(p.replay_buffer().empty());  // decided at the next screening
   p.TakeScreening();
   p.OnScreened("p0", 4, 1);  // still hard: admitted
@@ -140,12 +140,12 @@ TEST(TrainProgramTest, StoppingRules) {
   TrainProgram p = Screened(c);
   for (int s = 0; s < 2; ++s) {
     p.NextStep();
-    p.StepDone();
+    p.StepDone(0);
   }
   p.TakeScreening();
   for (const char* id : {"p0", "p1", "p2"}) p.OnScreened(id, 4, 0);
   p.NextStep();
-  p.StepDone();
+  p.StepDone(0);
   EXPECT_EQ(p.phase(), TrainProgram::Phase::kDone);
   EXPECT_EQ(p.step(), 3);
 
@@ -153,9 +153,9 @@ TEST(TrainProgramTest, StoppingRules) {
   c.max_rounds = 1;
   TrainProgram q = Screened(c);
   q.NextStep();
-  q.StepDone();
+  q.StepDone(0);
   q.NextStep();
-  q.StepDone();
+  q.StepDone(0);
   EXPECT_EQ(q.phase(), TrainProgram::Phase::kDone);
 
   // Everything mastered at screening: done at once.
@@ -181,18 +181,53 @@ TEST(TrainProgramTest, GrpoWithoutScreeningTrainsOnEverything) {
               ::testing::HasSubstr("unknown algorithm 'ppo'"));
 }
 
+TEST(TrainProgramTest, TokenBudgetEndsTheJobAfterTheStepThatReachesIt) {
+  TrainProgramConfig c = Small();
+  c.steps_per_round = 100;
+  c.max_generated_tokens = 1000;
+  TrainProgram p = Screened(c);
+  p.NextStep();
+  p.StepDone(400);  // screening + step 1
+  EXPECT_FALSE(p.OutOfTokens());
+  EXPECT_EQ(p.phase(), TrainProgram::Phase::kTraining);
+  p.NextStep();
+  p.StepDone(999);
+  EXPECT_EQ(p.phase(), TrainProgram::Phase::kTraining);
+  p.NextStep();
+  p.StepDone(1000);  // the budget is reached: no further step
+  EXPECT_TRUE(p.OutOfTokens());
+  EXPECT_EQ(p.phase(), TrainProgram::Phase::kDone);
+  EXPECT_EQ(p.step(), 3);
+  EXPECT_TRUE(p.NextStep().empty());
+  // The budget and the count survive a checkpoint.
+  absl::StatusOr<TrainProgram> q = TrainProgram::FromJson(p.ToJson(), "job");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->config().max_generated_tokens, 1000);
+  EXPECT_TRUE(q->OutOfTokens());
+
+  // A budget spent by the end of a round also ends the job instead of re-screening.
+  TrainProgramConfig r = Small();  // 2 steps per round
+  r.max_generated_tokens = 50;
+  TrainProgram t = Screened(r);
+  t.NextStep();
+  t.StepDone(10);
+  t.NextStep();
+  t.StepDone(60);
+  EXPECT_EQ(t.phase(), TrainProgram::Phase::kDone);
+}
+
 TEST(TrainProgramTest, CheckpointRoundTripContinuesIdentically) {
   TrainProgram p = Screened();
   p.NextStep();
   p.OnTrainingTree("p0", 8, 1);
-  p.StepDone();
+  p.StepDone(0);
   const std::string saved = p.ToJson();
   absl::StatusOr<TrainProgram> q = TrainProgram::FromJson(saved, "job");
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(q->ToJson(), saved);
   EXPECT_EQ(Names(q->NextStep()), Names(p.NextStep()));
-  q->StepDone();
-  p.StepDone();
+  q->StepDone(0);
+  p.StepDone(0);
   EXPECT_EQ(q->ToJson(), p.ToJson());
   EXPECT_EQ(TrainProgram::FromJson("{", "job").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(TrainProgram::FromJson("{\"phase\": 1}", "job").status().code(),
