@@ -3,12 +3,19 @@
 # (issue: "the DeepSearch-vs-GRPO experiment"; the paper's Table 4 ablations).
 #
 # Every variant is a `deepsearch run` on the embedded default (three-number Countdown, the
-# tiny model, 16 problems x 8 trajectories per training step). For each seed, every variant
-# starts from the same warm-started model, the same training and held-out sets and the same
-# seeds, and trains until the training job has generated the same budget of response tokens
-# (learner.program.max_generated_tokens; the job ends after the step that reaches it, with
-# MAX_STEPS as a cap); held-out accuracy (a search tree of 8 leaves per held-out problem) is
-# measured every EVAL_EVERY steps. Variants:
+# tiny model, 16 problems x 8 trajectories per training step). For each seed:
+#   1. the warm start, once: `deepsearch run --warm-start-only` writes the training set, a
+#      pool of POOL held-out problems (never trained on) and the warm-started model;
+#   2. the held-out hard set: `deepsearch solve --mode rollout` samples SCREEN_K direct answers
+#      per pool problem from the warm-started model (its own seed, so the screening is
+#      independent of every later evaluation) and keeps the problems with at most
+#      floor(MAX_PASS1 * SCREEN_K) correct: the training hard subset's rule (Pass1@4 <= 25%);
+#   3. every variant starts from that model with those sets and the same seeds, and trains until
+#      the training job has generated TOKENS response tokens (learner.program.
+#      max_generated_tokens; the job ends after the step that reaches it, MAX_STEPS a cap);
+#      held-out accuracy on the hard set (a search tree of 8 leaves per problem) is measured
+#      every EVAL_EVERY steps.
+# Variants:
 #   deepsearch        the method: global frontier, constrained q update, most confident
 #                     negative, mean-only advantages
 #   grpo              plain GRPO: 8 independent rollouts per problem, outcome reward
@@ -18,19 +25,24 @@
 #   random_negative   search.negative_choice=random
 #
 #   bench/experiment.sh [OUT]
-#     TOKENS=1200000 MAX_STEPS=400 EVAL_EVERY=25 SEEDS="1" VARIANTS="deepsearch grpo ..." (all six)
+#     TOKENS=1200000 MAX_STEPS=400 EVAL_EVERY=25 SEEDS="1" POOL=200 SCREEN_K=4 MAX_PASS1=0.25
+#     VARIANTS="deepsearch grpo uct_backtrace vanilla_q std_advantages random_negative"
 #
-# Writes OUT/seed-<s>/<variant>/ (each a complete run directory), OUT/results.csv (every
-# evaluation of every run), OUT/results.md (one row per run, then the mean over seeds of each
-# variant) and OUT/heldout_accuracy.png (pass@1 against the training job's generated tokens:
-# one line per variant, the mean over seeds at each evaluation). Prints the tables. A run
-# whose summary exists is not run again, so an interrupted experiment resumes.
+# Writes OUT/seed-<s>/warm-start/ (the data, the warm start, the screening), OUT/seed-<s>/<variant>/
+# (each a complete run directory), OUT/results.csv (every evaluation of every run),
+# OUT/results.md (one row per run, then the mean over seeds of each variant) and
+# OUT/heldout_accuracy.png (pass@1 on the hard set against the training job's generated
+# tokens: one line per variant, the mean over seeds at each evaluation). Prints the tables.
+# Finished steps are not run again, so an interrupted experiment resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-experiment}"
 tokens="${TOKENS:-1200000}"
 max_steps="${MAX_STEPS:-400}"
 eval_every="${EVAL_EVERY:-25}"
+pool="${POOL:-200}"
+screen_k="${SCREEN_K:-4}"
+max_pass1="${MAX_PASS1:-0.25}"
 read -r -a seeds <<< "${SEEDS:-1}"
 read -r -a variants <<< "${VARIANTS:-deepsearch grpo uct_backtrace vanilla_q std_advantages random_negative}"
 bin="${DEEPSEARCH:-build/cli/deepsearch}"
@@ -51,16 +63,32 @@ done
 mkdir -p "$out"
 for seed in "${seeds[@]}"; do
   common=(--set "learner.program.max_generated_tokens=$tokens" --set "learner.program.max_steps=$max_steps"
-          --set "run.eval_every=$eval_every" --set "run.seed=$seed")
-  first="${variants[0]}"
+          --set "run.eval_every=$eval_every" --set "run.seed=$seed" --set "run.heldout_problems=$pool")
+  ws="$out/seed-$seed/warm-start"
+  if [[ ! -f "$ws/heldout_hard.jsonl" ]]; then
+    echo "experiment: seed $seed: warm start and held-out pool ($ws)"
+    "$bin" run --dir "$ws" "${common[@]}" --warm-start-only
+    "$bin" run --dir "$ws" "${common[@]}" --print-config > "$ws/run_config.yaml"
+    echo "experiment: seed $seed: screening $pool held-out problems, $screen_k direct samples each"
+    "$bin" solve --model "$ws/sft-model" --problems "$ws/data/heldout.jsonl" --mode rollout \
+      -k "$screen_k" --seed "$((seed + 1000003))" --config "$ws/run_config.yaml" \
+      --out "$ws/heldout_screen.jsonl"
+    max_correct=$(awk -v k="$screen_k" -v f="$max_pass1" 'BEGIN { printf "%d", k * f + 1e-9 }')
+    jq -r --argjson max "$max_correct" 'select(.correct_samples <= $max) | "\"id\":\"" + .id + "\""' \
+      "$ws/heldout_screen.jsonl" > "$ws/hard_ids.txt"
+    grep -F -f "$ws/hard_ids.txt" "$ws/data/heldout.jsonl" > "$ws/heldout_hard.jsonl.tmp"
+    mv "$ws/heldout_hard.jsonl.tmp" "$ws/heldout_hard.jsonl"
+  fi
+  echo "experiment: seed $seed: held-out hard set: $(wc -l < "$ws/heldout_hard.jsonl") of $pool problems"
   for v in "${variants[@]}"; do
     dir="$out/seed-$seed/$v"
     if [[ -f "$dir/summary.txt" ]]; then echo "experiment: seed $seed $v done already ($dir)"; continue; fi
-    if [[ "$v" != "$first" && ! -d "$dir/sft-model" ]]; then
-      # The same warm start, data and initial model as the seed's first variant.
-      mkdir -p "$dir"
-      cp -r "$out/seed-$seed/$first/init-model" "$out/seed-$seed/$first/sft-model" \
-        "$out/seed-$seed/$first/data" "$dir/"
+    if [[ ! -d "$dir/sft-model" ]]; then
+      # The seed's warm start and training set; the hard set as the held-out set.
+      mkdir -p "$dir/data"
+      cp -r "$ws/init-model" "$ws/sft-model" "$dir/"
+      cp "$ws/data/train.jsonl" "$dir/data/"
+      cp "$ws/heldout_hard.jsonl" "$dir/data/heldout.jsonl"
     fi
     echo "experiment: seed $seed $v: $bin run --dir $dir ${common[*]} ${extra[$v]}"
     start=$SECONDS
@@ -83,6 +111,10 @@ done
 
 # One row per run, then per variant the mean (and the spread) over seeds.
 {
+  for seed in "${seeds[@]}"; do
+    echo "Seed $seed: held-out hard set of $(wc -l < "$out/seed-$seed/warm-start/heldout_hard.jsonl") problems (of $pool screened)."
+  done
+  echo
   echo "| seed | variant | pass@1 at step 0 | best pass@1 (step) | final pass@1 (step) | pass@8 start -> end | generated tokens (training job) | wall time |"
   echo "|---|---|---|---|---|---|---|---|"
   for seed in "${seeds[@]}"; do
@@ -133,7 +165,7 @@ for v in "${variants[@]}"; do
 done
 plot="set terminal pngcairo size 1000,600 noenhanced font 'sans,11'
 set output '$out/heldout_accuracy.png'
-set title 'Countdown n=3, tiny model: held-out pass@1 (8-leaf search tree per problem), mean of ${#seeds[@]} seed(s), budget $tokens tokens'
+set title 'Countdown n=3, tiny model: pass@1 on the held-out hard set (8-leaf search tree per problem), mean of ${#seeds[@]} seed(s), $tokens-token budget'
 set xlabel 'generated tokens (training job)'
 set ylabel 'held-out pass@1'
 set grid

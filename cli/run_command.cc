@@ -1,5 +1,6 @@
-// deepsearch run [--dir DIR] [--config FILE] [--set KEY=VALUE]... [--actors N]: the whole
-// method on one machine, as separate processes talking gRPC on 127.0.0.1.
+// deepsearch run [--dir DIR] [--config FILE] [--set KEY=VALUE]... [--actors N]
+//                [--warm-start-only]: the whole method on one machine, as separate processes
+// talking gRPC on 127.0.0.1.
 //
 //   1. data        the training set and the held-out set of the `run.task` family
 //                  (DIR/data/*.jsonl; the held-out set is the warm start's evaluation set,
@@ -90,6 +91,7 @@ struct RunArgs {
   std::string dir;
   int32_t actors = 0;
   bool print_config = false;
+  bool warm_start_only = false;
 };
 
 // Where everything goes.
@@ -354,7 +356,8 @@ class Run {
         start_(absl::Now()) {}
 
   // The whole run; returns the exit code.
-  int Main();
+  // warm_start_only: stop after the data and the warm start (--warm-start-only).
+  int Main(bool warm_start_only);
 
  private:
   absl::Status Prepare();
@@ -708,7 +711,7 @@ absl::Status Run::Finish() {
   return WriteFileAtomically(paths_.summary.string(), summary);
 }
 
-int Run::Main() {
+int Run::Main(bool warm_start_only) {
   auto fail = [this](const absl::Status& s) {
     if (progress_) progress_->Finish();
     std::cerr << "deepsearch run: " << s.message() << "\n";
@@ -728,6 +731,11 @@ int Run::Main() {
   absl::StatusOr<std::optional<Interrupted>> warm = WarmStart();
   if (!warm.ok()) return fail(warm.status());
   if (*warm) return interrupted(**warm);
+  if (warm_start_only) {
+    std::cout << "deepsearch run: data in " << paths_.train.parent_path().string()
+              << ", warm-started model in " << paths_.sft_model.string() << "\n";
+    return kExitOk;
+  }
   if (absl::Status s = StartServices(); !s.ok()) return fail(s);
   absl::StatusOr<std::optional<Interrupted>> trained = Train();
   if (!trained.ok()) return fail(trained.status());
@@ -759,7 +767,7 @@ int RunRun(const RunArgs& args) {
     return kExitFailure;
   }
   Run run(*std::move(config), *executable);
-  return run.Main();
+  return run.Main(args.warm_start_only);
 }
 
 }  // namespace
@@ -777,6 +785,9 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--actors", args->actors, "Search actor processes (run.actors)")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--print-config", args->print_config, "Print the effective configuration and exit");
+  cmd->add_flag("--warm-start-only", args->warm_start_only,
+                "Write the data sets and the warm-started model, then exit (a later run in the "
+                "same directory trains from them)");
   cmd->callback([args, &exit_code] { exit_code = RunRun(*args); });
 }
 

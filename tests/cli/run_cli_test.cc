@@ -137,5 +137,26 @@ TEST(RunCliTest, TrainsEndToEndOnLoopbackStopsOnSigintAndResumes) {
   std::filesystem::remove(log1 + ".out");
 }
 
+TEST(RunCliTest, WarmStartOnlyWritesTheSetsAndTheModelAndStartsNoService) {
+  const std::string dir = ::testing::TempDir() + "/deepsearch_warm_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  const std::string sets =
+      " --set run.task=countdown:n=2 --set run.sft_steps=5 --set run.sft_batch=8"
+      " --set run.train_problems=10 --set run.heldout_problems=6";
+  const CliRun warm = RunDeepsearch("run --warm-start-only --dir " + dir + sets);
+  ASSERT_EQ(warm.exit_code, 0) << warm.err;
+  EXPECT_THAT(warm.out, HasSubstr("warm-started model in " + dir + "/sft-model"));
+  EXPECT_EQ(Lines(ReadFile(dir + "/data/train.jsonl")).size(), 10u);
+  EXPECT_EQ(Lines(ReadFile(dir + "/data/heldout.jsonl")).size(), 6u);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/sft-model/config.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/logs/learner.log"));
+  EXPECT_EQ(ProcessesUsing(dir), 0);
+  // Again: everything is there already, nothing is redone.
+  const CliRun again = RunDeepsearch("run --warm-start-only --dir " + dir + sets);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.err, ::testing::Not(HasSubstr("[run] warm start")));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace deepsearch::testing
