@@ -194,8 +194,8 @@ void TrainProgram::StepDone(int64_t generated_tokens) {
   ++round_steps_;
   generated_tokens_ = std::max(generated_tokens_, generated_tokens);
   if (!rounds_.empty()) ++rounds_.back().steps;
-  const bool out_of_steps = (config_.max_steps > 0 && step_ >= config_.max_steps) || OutOfTokens();
-  if (round_steps_ < config_.steps_per_round && !out_of_steps) return;
+  const bool out_of_budget = (config_.max_steps > 0 && step_ >= config_.max_steps) || OutOfTokens();
+  if (round_steps_ < config_.steps_per_round && !out_of_budget) return;
   // End of the round: admission by the round's fraction correct.
   if (config_.admission == ReplayAdmission::kRoundFraction) {
     for (const auto& [id, outcome] : round_outcomes_) {
@@ -207,7 +207,7 @@ void TrainProgram::StepDone(int64_t generated_tokens) {
     }
   }
   const bool out_of_rounds = config_.max_rounds > 0 && round_ + 1 >= config_.max_rounds;
-  if (out_of_steps || out_of_rounds) {
+  if (out_of_budget || out_of_rounds) {
     phase_ = Phase::kDone;
     return;
   }

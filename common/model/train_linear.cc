@@ -135,9 +135,6 @@ struct PackedMatmulNT : public torch::autograd::Function<PackedMatmulNT> {
   }
 };
 
-}  // namespace
-
-namespace {
 bool CpuFloat(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
 
 }  // namespace
