@@ -614,6 +614,8 @@ void Actor::WeightLoop() {
   Backoff backoff(options_.backoff_initial, options_.backoff_max, Hash64(options_.actor_id, 3));
   rpc::WeightChunkAssembler assembler(static_cast<uint64_t>(options_.max_weight_bytes));
   std::optional<WeightSet> held;  // the base for deltas
+  bool by_file = options_.weights_by_file;
+  bool file_worked = false;  // a version taken by file reference installed here
   while (true) {
     v1::SubscribeWeightsRequest request;
     request.set_subscriber_id(options_.actor_id);
@@ -621,6 +623,7 @@ void Actor::WeightLoop() {
     // Deltas apply to whatever this actor holds when they arrive: the cache sends the first
     // version in full (nothing held) and the later ones of the same stream as deltas.
     request.set_accept_delta(true);
+    request.set_accept_file(by_file);
     grpc::ClientContext context;
     clients_->cache->PrepareContext(context, absl::InfiniteDuration());
     RegisterCall(&context);
@@ -637,10 +640,25 @@ void Actor::WeightLoop() {
       if (!assembler.complete()) continue;
       EncodedWeights encoded = assembler.Take();
       const int64_t version = encoded.version;
-      const bool delta = encoded.encoding == WeightEncoding::kDelta;
+      const WeightEncoding encoding = encoded.encoding;
       const uint64_t bytes = encoded.data.size();
       const auto begin = std::chrono::steady_clock::now();
       absl::StatusOr<WeightSet> set = DecodeWeights(std::move(encoded), held ? &*held : nullptr);
+      if (!set.ok() && encoding == WeightEncoding::kFile) {
+        // Never worked: the cache's files are not visible here, so streams from now on. Once
+        // it has, a failure is a version pruned or reused meanwhile: subscribe again.
+        if (!file_worked) {
+          log::Warning(
+              "actor {}: cannot use the cache service's weight file ({}); taking "
+              "streamed copies from now on",
+              options_.actor_id, set.status().ToString());
+          by_file = false;
+        } else {
+          log::Warning("actor {}: weight version {} by file: {}; asking again", options_.actor_id,
+                       version, set.status().ToString());
+        }
+        break;
+      }
       if (!set.ok()) {
         log::Error("actor {}: weight version {} does not decode: {}", options_.actor_id, version,
                    set.status().ToString());
@@ -656,9 +674,14 @@ void Actor::WeightLoop() {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       log::Info("actor {}: weights v{} installed ({} {:.1f} MB, {:.2f} s)", options_.actor_id,
-                version, delta ? "delta" : "full", static_cast<double>(bytes) / 1e6, seconds);
+                version,
+                encoding == WeightEncoding::kDelta  ? "delta"
+                : encoding == WeightEncoding::kFile ? "file, mapped"
+                                                    : "full",
+                static_cast<double>(bytes) / 1e6, seconds);
       held = *std::move(set);
       progressed = true;
+      file_worked = file_worked || encoding == WeightEncoding::kFile;
       absl::MutexLock lock(&mu_);
       installed_version_ = std::max(installed_version_, version);
       ++stats_.weight_versions_installed;

@@ -31,6 +31,10 @@ void ActorOptions::Bind(ConfigBinder& b) {
   b.Field("max_pending_solutions", max_pending_solutions,
           "Solutions queued for the cache; the oldest drop beyond")
       .Range(1, 1 << 24);
+  b.Field("weights_by_file", weights_by_file,
+          "Take weight versions as references to the cache service's files (it must be on this "
+          "host, or its store mounted at the same path); falls back to streams if they cannot "
+          "be read");
   b.Field("max_weight_bytes", max_weight_bytes,
           "Largest weight version accepted from the cache service")
       .Range(1, 1ll << 40);

@@ -21,6 +21,10 @@ struct ActorOptions {
   int32_t max_prompt_tokens = 4096;
   int32_t search_threads = 1;  // tree bookkeeping threads
   bool follow_weights = true;
+  // The cache service's weight files are readable here at the paths it names (the same host,
+  // or its store mounted at the same path): take versions by reference, not as streamed bytes.
+  // Falls back to streams for good when a named file cannot be read.
+  bool weights_by_file = false;
   bool put_solutions = true;
   absl::Duration renew_interval = absl::Seconds(10);
   absl::Duration rpc_timeout = absl::Seconds(10);

@@ -62,6 +62,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
@@ -76,13 +77,16 @@
 #include "common/model/torch_runtime.h"
 #include "common/model/weight_export.h"
 #include "common/rpc/server.h"
+#include "common/rpc/status_conversion.h"
 #include "common/rpc/weight_stream.h"
 #include "common/tasks/task.h"
 #include "common/tokenizer/char_tokenizer.h"
 #include "common/tokenizer/tokenizer.h"
+#include "common/weights/weight_file.h"
 #include "common/weights/weight_set.h"
 #include "learner/sft.h"
 #include "learner/trainer.h"
+#include "learner/weight_publisher.h"
 
 namespace deepsearch::bench {
 namespace {
@@ -161,7 +165,7 @@ class Subscriber {
   ~Subscriber() { Stop(); }
 
   // Opens a subscription holding the version it has.
-  void Start(bool accept_delta) {
+  void Start(bool accept_delta, bool accept_file) {
     Stop();
     context_ = std::make_unique<grpc::ClientContext>();
     v1::SubscribeWeightsRequest request;
@@ -172,6 +176,7 @@ class Subscriber {
       finished_ = false;
     }
     request.set_accept_delta(accept_delta);
+    request.set_accept_file(accept_file);
     reader_ = stub_->SubscribeWeights(context_.get(), request);
     thread_ = std::thread([this] { Run(); });
   }
@@ -202,7 +207,7 @@ class Subscriber {
   bool Holds(int64_t version, const WeightSet& expected) {
     absl::MutexLock lock(&mu_);
     return held_.version == version && held_.tensors == expected.tensors &&
-           held_.payload == expected.payload;
+           held_.data() == expected.data();
   }
 
   // Frees the sets it replaced, outside any timing.
@@ -299,8 +304,9 @@ bool AwaitSubscribers(const CacheServiceImpl& service, int n) {
 
 struct Round {
   int64_t version = 0;
-  double publish = 0, fanout = 0, total = 0;
-  double first_done = 0;  // the first subscriber's decode finished, after publish returned
+  // From the publish's start: PublishWeights returned (the ack), the first and the last
+  // subscriber hold the version, and both the ack came and every subscriber holds it.
+  double publish = 0, first_done = 0, last_done = 0, total = 0;
   uint64_t wire_bytes = 0;
   WeightEncoding encoding = WeightEncoding::kFull;
 };
@@ -309,6 +315,7 @@ struct Options {
   int64_t mib = 256;
   int subscribers = 4;
   int repeats = 2;
+  std::string modes = "full,delta,file";
   int64_t chunk_kib = 1024;
   int zstd_level = 3;
   double step = 1e-3;
@@ -325,6 +332,13 @@ struct Options {
 bool FanOut(const Options& o, const std::string& dir) {
   const std::vector<QwenShape> shapes = ScaledQwenShapes(static_cast<uint64_t>(o.mib) << 20);
   const auto [first, second] = MakeQwenWeightSets(shapes, o.step);
+  const std::vector<std::string> modes = absl::StrSplit(o.modes, ',');
+  for (const std::string& m : modes) {
+    if (m != "full" && m != "delta" && m != "file") {
+      std::fprintf(stderr, "--modes: unknown phase '%s' (full, delta, file)\n", m.c_str());
+      return false;
+    }
+  }
   const uint64_t set_bytes = first.payload.size();
   const double gb = static_cast<double>(set_bytes) / 1e9;
   size_t changed = 0;
@@ -366,6 +380,7 @@ bool FanOut(const Options& o, const std::string& dir) {
   // The store's share, without gRPC: Publish (decode, checksums, fsync'ed write), then the
   // encodings a subscriber asks for.
   double store_publish = 1e300, store_delta = 0, store_full = 0;
+  double file_write = 1e300, file_sync = 1e300, file_read = 1e300;
   uint64_t store_delta_bytes = 0;
   const CpuTimes store_cpu_start = ReadCpuTimes();
   const double store_wall_start = Now();
@@ -391,6 +406,23 @@ bool FanOut(const Options& o, const std::string& dir) {
     absl::StatusOr<std::shared_ptr<const EncodedWeights>> full = (*store)->Encoded(versions, 0);
     store_full = Now() - start;
     if (!Check(full.status(), "WeightStore::Encoded (full)")) return false;
+    // The same-host path's pieces: the publisher's write into the import directory, the fsync
+    // the store adds before acknowledging, and one subscriber's map and check.
+    for (int64_t v = 1; v <= 2; ++v) {
+      WeightSet set = content(v);
+      set.version = v;
+      const std::string path = absl::StrCat(dir, "/alone/file-", v, ".safetensors");
+      start = Now();
+      if (!Check(WriteWeightFile(set, path, /*sync=*/false), "WriteWeightFile")) return false;
+      file_write = std::min(file_write, Now() - start);
+      start = Now();
+      if (!Check(SyncWeightFile(path), "SyncWeightFile")) return false;
+      file_sync = std::min(file_sync, Now() - start);
+      start = Now();
+      absl::StatusOr<WeightSet> mapped = ReadWeightFile(path, {.version = v});
+      file_read = std::min(file_read, Now() - start);
+      if (!Check(mapped.status(), "ReadWeightFile")) return false;
+    }
   }
   std::error_code ec;
   fs::remove_all(dir + "/alone", ec);
@@ -404,6 +436,10 @@ bool FanOut(const Options& o, const std::string& dir) {
             store_publish);
   store_row("`Encoded(v, v-1)`: base read back from its file + `EncodeDelta`", store_delta);
   store_row("`Encoded(v, 0)`: copy + `EncodeFull`", store_full);
+  store_row("`WriteWeightFile` (the learner's write into the import directory, no fsync)",
+            file_write);
+  store_row("`SyncWeightFile` (the fsync before the store acknowledges)", file_sync);
+  store_row("`ReadWeightFile` (a subscriber maps the file and checks every tensor)", file_read);
   const CpuTimes store_cpu_end = ReadCpuTimes();
   const double store_self = store_cpu_end.self - store_cpu_start.self;
   std::printf(
@@ -445,40 +481,59 @@ bool FanOut(const Options& o, const std::string& dir) {
 
   ProgressReporter::Options progress_options;
   progress_options.label = "cache_bench";
-  progress_options.total = 2 * o.repeats;
+  progress_options.total = static_cast<int64_t>(modes.size()) * o.repeats;
   progress_options.unit = "version";
   progress_options.interval = absl::Seconds(1);
   ProgressReporter progress(std::move(progress_options));
 
   bool ok = true;
   int64_t version = 0;
-  // One phase: subscriptions opened with accept_delta, then --repeats versions.
-  auto phase = [&](bool accept_delta, std::vector<Round>& rounds) {
-    for (auto& s : subscribers) s->Start(accept_delta);
+  // The learner's publisher for the same-host phase: writes each version into the store's
+  // import directory and publishes it by reference.
+  absl::StatusOr<std::unique_ptr<CacheWeightPublisher>> file_publisher =
+      CacheWeightPublisher::Connect(address, RpcConfig{}, absl::Minutes(10),
+                                    {.import_dir = (*weights)->import_dir()});
+  if (!Check(file_publisher.status(), "connecting the file publisher")) return false;
+
+  enum class Mode { kFull, kDelta, kFile };
+  // One phase: subscriptions opened for `mode`, then --repeats versions.
+  auto phase = [&](Mode mode, std::vector<Round>& rounds) {
+    for (auto& s : subscribers) s->Start(mode == Mode::kDelta, mode == Mode::kFile);
     if (!AwaitSubscribers(service, o.subscribers)) return false;
     for (int r = 0; r < o.repeats; ++r) {
       const int64_t v = ++version;
-      const EncodedWeights encoded = encode(v);
+      // Made before the clock starts, as the learner has its export in hand.
+      EncodedWeights encoded;
+      WeightSet set;
+      if (mode == Mode::kFile) {
+        set = content(v);
+        set.version = v;
+      } else {
+        encoded = encode(v);
+      }
       for (auto& s : subscribers) s->DropRetired();
       const double start = Now();
-      const grpc::Status published = Publish(*publisher, encoded, chunk_bytes);
+      absl::Status published;
+      if (mode == Mode::kFile) {
+        published = (*file_publisher)->Publish(set);
+      } else {
+        published = rpc::FromGrpcStatus(Publish(*publisher, encoded, chunk_bytes));
+      }
       const double published_at = Now();
       if (!Check(published, absl::StrCat("publishing version ", v))) return false;
       Round round;
       round.version = v;
       round.publish = published_at - start;
       round.first_done = 1e300;
-      double last = 0;
       for (auto& s : subscribers) {
         const std::optional<Received> got = s->WaitFor(v, absl::Minutes(10));
         if (!got.has_value()) return false;
-        last = std::max(last, got->done);
-        round.first_done = std::min(round.first_done, got->done - published_at);
+        round.last_done = std::max(round.last_done, got->done - start);
+        round.first_done = std::min(round.first_done, got->done - start);
         round.wire_bytes = got->wire_bytes;
         round.encoding = got->encoding;
       }
-      round.fanout = last - published_at;
-      round.total = last - start;
+      round.total = std::max(round.publish, round.last_done);
       for (auto& s : subscribers) {
         if (!s->Holds(v, content(v))) {
           std::fprintf(stderr, "a subscriber's version %lld differs from what was published\n",
@@ -488,17 +543,24 @@ bool FanOut(const Options& o, const std::string& dir) {
       }
       rounds.push_back(round);
       progress.Add(1);
-      progress.SetStatus(absl::StrFormat("%s v%d: publish %.0f ms, fan-out %.0f ms",
-                                         accept_delta ? "delta" : "full", v, round.publish * 1e3,
-                                         round.fanout * 1e3));
+      progress.SetStatus(absl::StrFormat("%s v%d: publish %.0f ms, last subscriber %.0f ms",
+                                         mode == Mode::kFull    ? "full"
+                                         : mode == Mode::kDelta ? "delta"
+                                                                : "file",
+                                         v, round.publish * 1e3, round.last_done * 1e3));
     }
     for (auto& s : subscribers) s->Stop();
     return AwaitSubscribers(service, 0);
   };
-  std::vector<Round> full_rounds, delta_rounds;
+  std::vector<Round> full_rounds, delta_rounds, file_rounds;
   const CpuTimes cpu_start = ReadCpuTimes();
   const double wall_start = Now();
-  ok = phase(false, full_rounds) && phase(true, delta_rounds);
+  auto wanted = [&](const char* mode) {
+    return std::find(modes.begin(), modes.end(), mode) != modes.end();
+  };
+  ok = (!wanted("full") || phase(Mode::kFull, full_rounds)) &&
+       (!wanted("delta") || phase(Mode::kDelta, delta_rounds)) &&
+       (!wanted("file") || phase(Mode::kFile, file_rounds));
   const CpuTimes cpu_end = ReadCpuTimes();
   const double wall = Now() - wall_start;
   progress.Finish();
@@ -517,25 +579,31 @@ bool FanOut(const Options& o, const std::string& dir) {
   std::printf("\n%d subscribers over loopback gRPC, %.1f MB set, best of %d versions each:\n",
               o.subscribers, gb * 1e3, o.repeats);
   std::printf(
-      "| subscribers take | sent to each | publish | fan-out (first / last subscriber) | total | "
-      "aggregate GB/s (%d x set / total) | of memcpy (%.1f GB/s) | of first touch (%.2f GB/s) "
-      "|\n|---|---|---|---|---|---|---|---|\n",
+      "| subscribers take | sent to each | publish (until acknowledged) | first / last subscriber "
+      "holds it | total | aggregate GB/s (%d x set / total) | of memcpy (%.1f GB/s) | of first "
+      "touch (%.2f GB/s) |\n|---|---|---|---|---|---|---|---|\n",
       o.subscribers, memcpy_gbps, first_touch_gbps);
-  for (const auto& [what, rounds] : {std::pair{"full copies (accept_delta=false)", &full_rounds},
-                                     std::pair{"deltas (accept_delta=true)", &delta_rounds}}) {
+  for (const auto& [what, rounds] :
+       {std::pair{"full copies (accept_delta=false)", &full_rounds},
+        std::pair{"deltas (accept_delta=true)", &delta_rounds},
+        std::pair{"file references, same host (accept_file=true)", &file_rounds}}) {
+    if (rounds->empty()) continue;
     const Round r = best(*rounds);
     const double aggregate = n * gb / r.total;
     std::printf("| %s | %.1f MB%s | %.0f ms | %.0f / %.0f ms | %.0f ms | %.2f | %.3fx | %.2fx |\n",
                 what, static_cast<double>(r.wire_bytes) / 1e6,
-                r.encoding == WeightEncoding::kDelta ? " (delta)" : "", r.publish * 1e3,
-                r.first_done * 1e3, r.fanout * 1e3, r.total * 1e3, aggregate,
+                r.encoding == WeightEncoding::kDelta  ? " (delta)"
+                : r.encoding == WeightEncoding::kFile ? " (a path; mapped)"
+                                                      : "",
+                r.publish * 1e3, r.first_done * 1e3, r.last_done * 1e3, r.total * 1e3, aggregate,
                 aggregate / memcpy_gbps, aggregate / first_touch_gbps);
   }
-  std::printf("all versions (publish + fan-out, ms):");
+  std::printf("all versions (publish acknowledged / last subscriber holds it, ms from the start):");
   for (const auto& [what, rounds] :
-       {std::pair{"full", &full_rounds}, std::pair{"delta", &delta_rounds}}) {
+       {std::pair{"full", &full_rounds}, std::pair{"delta", &delta_rounds},
+        std::pair{"file", &file_rounds}}) {
     std::printf(" %s", what);
-    for (const Round& r : *rounds) std::printf(" %.0f+%.0f", r.publish * 1e3, r.fanout * 1e3);
+    for (const Round& r : *rounds) std::printf(" %.0f/%.0f", r.publish * 1e3, r.last_done * 1e3);
     std::printf(";");
   }
   std::printf("\nthe service sent %lld versions, %.1f MB in all\n",
@@ -752,6 +820,10 @@ int main(int argc, char** argv) {
   app.add_option("--subscribers", o.subscribers, "Subscriber threads, one channel each")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--modes", o.modes,
+                 "Phases to run, of full (streamed copies), delta (streamed deltas), file "
+                 "(same-host file references)")
+      ->capture_default_str();
   app.add_option("--repeats", o.repeats, "Versions published per phase (the best is kept)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -11,6 +11,10 @@ void CacheOptions::Bind(ConfigBinder& b) {
   b.Field("weight_versions_kept", weight_versions_kept,
           "Newest weight versions kept on disk (older ones are deleted; deltas need the base)")
       .Range(1, 1000);
+  b.Field("weight_import_dir", weight_import_dir,
+          "Directory where a learner on this host puts weight files to publish by reference "
+          "(learner.cache_import_dir); on the store's file system. Empty: "
+          "<store_dir>/weights/incoming");
   b.Field("max_weight_bytes", max_weight_bytes, "Largest encoded weight version accepted")
       .Range(1, 1ll << 40);
   b.Field("chunk_bytes", chunk_bytes, "Data bytes per WeightChunk sent to subscribers")

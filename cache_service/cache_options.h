@@ -16,6 +16,9 @@ struct CacheOptions {
   // The SQLite solution store (solutions.db) and the kept weight versions (weights/).
   std::string store_dir = "deepsearch-cache";
   int32_t weight_versions_kept = 3;
+  // Where a learner on this host hands weight files over by reference; empty:
+  // <store_dir>/weights/incoming.
+  std::string weight_import_dir;
   int64_t max_weight_bytes = 64ll << 30;  // largest encoded version accepted from the learner
   int32_t chunk_bytes = 1 << 20;          // data bytes per WeightChunk sent to subscribers
   int32_t delta_zstd_level = 3;

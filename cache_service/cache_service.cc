@@ -155,11 +155,16 @@ grpc::Status CacheServiceImpl::PublishWeights(grpc::ServerContext* context,
   }
   const int64_t version = encoded->version;
   const int64_t bytes = static_cast<int64_t>(encoded->data.size());
+  const bool by_file = encoded->encoding == WeightEncoding::kFile;
   if (absl::Status s = weights_->Publish(*std::move(encoded)); !s.ok()) {
     log::Warning("cache: refused weight version {}: {}", version, s.message());
     return rpc::ToGrpcStatus(s);
   }
-  log::Info("cache: stored weight version {} ({} bytes received)", version, bytes);
+  if (by_file) {
+    log::Info("cache: stored weight version {} (a file handed over by reference)", version);
+  } else {
+    log::Info("cache: stored weight version {} ({} bytes received)", version, bytes);
+  }
   response->set_version(version);
   response->set_bytes_received(received);
   return grpc::Status::OK;
@@ -188,7 +193,8 @@ grpc::Status CacheServiceImpl::SubscribeWeights(grpc::ServerContext* context,
   ++subscribers_;
   const std::string who =
       request->subscriber_id().empty() ? context->peer() : request->subscriber_id();
-  log::Info("cache: {} subscribed (holds version {})", who, request->have_version());
+  log::Info("cache: {} subscribed (holds version {}{})", who, request->have_version(),
+            request->accept_file() ? "; takes file references" : "");
   int64_t have = request->have_version();
   grpc::Status result = grpc::Status::OK;
   while (!context->IsCancelled() && !weights_->closed()) {
@@ -196,7 +202,8 @@ grpc::Status CacheServiceImpl::SubscribeWeights(grpc::ServerContext* context,
     if (latest <= have) continue;
     // The newest version only: versions published while this subscriber was busy are skipped.
     absl::StatusOr<std::shared_ptr<const EncodedWeights>> encoded =
-        weights_->Encoded(latest, request->accept_delta() ? have : 0);
+        request->accept_file() ? weights_->FileReference(latest)
+                               : weights_->Encoded(latest, request->accept_delta() ? have : 0);
     if (!encoded.ok()) {
       // Pruned meanwhile: a newer one exists, send that instead.
       if (absl::IsNotFound(encoded.status()) && weights_->latest_version() > latest) continue;
@@ -223,7 +230,8 @@ grpc::Status CacheServiceImpl::GetWeights(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "GetWeights: no weight version stored yet");
   }
   absl::StatusOr<std::shared_ptr<const EncodedWeights>> encoded =
-      weights_->Encoded(version, request->base_version());
+      request->accept_file() ? weights_->FileReference(version)
+                             : weights_->Encoded(version, request->base_version());
   if (!encoded.ok()) return rpc::ToGrpcStatus(Annotate(encoded.status(), "GetWeights"));
   if (!Send(**encoded, writer)) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "GetWeights: the stream broke");

@@ -1,23 +1,25 @@
 #include "cache_service/weight_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <system_error>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/types/span.h"
 
 #include "common/core/files.h"
 #include "common/core/hash.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
-#include "common/model/safetensors.h"
+#include "common/weights/weight_file.h"
 
 namespace deepsearch {
 namespace {
@@ -26,10 +28,6 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kPrefix = "weights-";
 constexpr std::string_view kSuffix = ".safetensors";
-constexpr char kVersionKey[] = "deepsearch.weight_version";
-constexpr char kConfigKey[] = "deepsearch.model_config";
-constexpr char kOrderKey[] = "deepsearch.tensor_order";
-constexpr char kChecksumKey[] = "deepsearch.payload_xxh3";
 
 // The version of a file called weights-<version>.safetensors, or 0.
 int64_t VersionOfFile(const std::string& name) {
@@ -65,10 +63,20 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(WeightStoreOption
     return absl::InvalidArgumentError("weight store: keep_versions must be >= 1");
   }
   std::error_code ec;
-  fs::create_directories(options.dir, ec);
+  options.dir = fs::absolute(options.dir, ec).lexically_normal().string();
+  if (options.import_dir.empty())
+    options.import_dir = (fs::path(options.dir) / "incoming").string();
+  for (const std::string& dir : {options.dir, options.import_dir}) {
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("weight store: cannot create ", dir, ": ", ec.message()));
+    }
+  }
+  options.import_dir = fs::weakly_canonical(options.import_dir, ec).string();
   if (ec) {
     return absl::PermissionDeniedError(
-        absl::StrCat("weight store: cannot create ", options.dir, ": ", ec.message()));
+        absl::StrCat("weight store: cannot resolve ", options.import_dir, ": ", ec.message()));
   }
   std::unique_ptr<WeightStore> store(new WeightStore(std::move(options)));
   std::vector<int64_t> versions;
@@ -86,9 +94,27 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(WeightStoreOption
         absl::StrCat("weight store: cannot list ", store->options_.dir, ": ", ec.message()));
   }
   std::sort(versions.begin(), versions.end());
+  // The newest version that reads back whole. A version is visible before it is fsync'ed, so
+  // a machine crash can tear the newest ones (never an acknowledged one): those are set
+  // aside as <name>.corrupt, and the store continues from the newest good one.
   std::shared_ptr<const WeightSet> latest;
-  if (!versions.empty()) {
-    DS_ASSIGN_OR_RETURN(latest, store->Load(versions.back()));
+  while (!versions.empty()) {
+    absl::StatusOr<std::shared_ptr<const WeightSet>> loaded = store->Load(versions.back());
+    if (loaded.ok()) {
+      latest = *std::move(loaded);
+      break;
+    }
+    if (!absl::IsDataLoss(loaded.status()) && !absl::IsInvalidArgument(loaded.status())) {
+      return loaded.status();
+    }
+    const std::string path = store->PathOf(versions.back());
+    log::Warning("weight store: setting aside {}: {}", path, loaded.status().message());
+    fs::rename(path, path + ".corrupt", ec);
+    if (ec) {
+      return absl::DataLossError(absl::StrCat("weight store: ", loaded.status().message(),
+                                              "; and it cannot be set aside: ", ec.message()));
+    }
+    versions.pop_back();
   }
   absl::MutexLock lock(&store->mu_);
   store->versions_ = std::move(versions);
@@ -99,49 +125,8 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(WeightStoreOption
 }
 
 absl::StatusOr<std::shared_ptr<const WeightSet>> WeightStore::Load(int64_t version) const {
-  const std::string path = PathOf(version);
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
-  const std::map<std::string, std::string>& meta = file->metadata();
-  auto field = [&](const char* key) -> absl::StatusOr<std::string> {
-    auto it = meta.find(key);
-    if (it == meta.end()) {
-      return absl::DataLossError(absl::StrCat("weight file ", path, ": no metadata '", key, "'"));
-    }
-    return it->second;
-  };
-  DS_ASSIGN_OR_RETURN(const std::string version_text, field(kVersionKey));
-  DS_ASSIGN_OR_RETURN(const std::string order_text, field(kOrderKey));
-  DS_ASSIGN_OR_RETURN(const std::string checksum_text, field(kChecksumKey));
-  auto set = std::make_shared<WeightSet>();
-  if (!absl::SimpleAtoi(version_text, &set->version) || set->version != version) {
-    return absl::DataLossError(absl::StrCat("weight file ", path, ": metadata version '",
-                                            version_text, "' does not match the file name"));
-  }
-  if (auto it = meta.find(kConfigKey); it != meta.end()) set->model_config_json = it->second;
-  const nlohmann::json order = nlohmann::json::parse(order_text, nullptr, false);
-  if (!order.is_array() || order.size() != file->tensors().size()) {
-    return absl::DataLossError(
-        absl::StrCat("weight file ", path, ": '", kOrderKey, "' does not list its tensors"));
-  }
-  uint64_t total = 0;
-  for (const SafetensorsFile::TensorView& t : file->tensors()) total += t.size;
-  set->payload.reserve(total);
-  for (const nlohmann::json& name : order) {
-    const SafetensorsFile::TensorView* t =
-        name.is_string() ? file->Find(name.get<std::string>()) : nullptr;
-    if (t == nullptr) {
-      return absl::DataLossError(absl::StrCat("weight file ", path, ": '", kOrderKey,
-                                              "' names a tensor the file lacks: ", name.dump()));
-    }
-    DS_RETURN_IF_ERROR(
-        set->Add(t->name, t->dtype, t->shape, {reinterpret_cast<const char*>(t->data), t->size}));
-  }
-  const std::string checksum = HashHex64(Hash64(set->payload));
-  if (checksum != checksum_text) {
-    return absl::DataLossError(absl::StrCat("weight file ", path, ": payload checksum ", checksum,
-                                            ", the file records ", checksum_text));
-  }
-  return std::shared_ptr<const WeightSet>(std::move(set));
+  DS_ASSIGN_OR_RETURN(WeightSet set, ReadWeightFile(PathOf(version), {.version = version}));
+  return std::make_shared<const WeightSet>(std::move(set));
 }
 
 absl::Status WeightStore::NotKept(int64_t version) const {
@@ -150,10 +135,47 @@ absl::Status WeightStore::NotKept(int64_t version) const {
       " is not kept (kept: ", versions_.empty() ? "none" : absl::StrJoin(versions_, ", "), ")"));
 }
 
+absl::StatusOr<std::string> WeightStore::ImportPath(const std::string& path) const {
+  std::error_code ec;
+  const fs::path file(path);
+  if (!file.is_absolute() || !file.has_filename()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is not an absolute file path"));
+  }
+  const fs::path dir = fs::weakly_canonical(file.parent_path(), ec);
+  if (ec || dir.string() != options_.import_dir) {
+    return absl::PermissionDeniedError(absl::StrCat(path, " is not in the import directory ",
+                                                    options_.import_dir,
+                                                    " (cache.weight_import_dir)"));
+  }
+  const fs::file_status status = fs::symlink_status(file, ec);
+  if (ec || !fs::is_regular_file(status)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ec ? absl::StrCat(": ", ec.message()) : " is not a regular file"));
+  }
+  return (dir / file.filename()).string();
+}
+
 absl::Status WeightStore::Publish(EncodedWeights encoded) {
   absl::MutexLock publish_lock(&publish_mu_);
   const int64_t version = encoded.version;
+  // A file handed over for import belongs to the store from here: moved in, or deleted.
+  std::string imported;
+  if (encoded.encoding == WeightEncoding::kFile) {
+    absl::StatusOr<std::string> path = ImportPath(encoded.file_path);
+    if (!path.ok()) {
+      absl::MutexLock lock(&mu_);
+      ++stats_.publish_rejected;
+      return Annotate(path.status(), absl::StrCat("weight version ", version));
+    }
+    imported = *std::move(path);
+  }
+  auto discard_import = [&] {
+    if (imported.empty()) return;
+    std::error_code ec;
+    fs::remove(imported, ec);
+  };
   auto refuse = [&](absl::Status status) {
+    discard_import();
     absl::MutexLock lock(&mu_);
     ++stats_.publish_rejected;
     return status;
@@ -164,16 +186,19 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     absl::MutexLock lock(&mu_);
     latest = versions_.empty() ? 0 : versions_.back();
     kept = std::find(versions_.begin(), versions_.end(), version) != versions_.end();
-    if (version <= 0) {
-      ++stats_.publish_rejected;
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight version ", version, ": versions start at 1"));
-    }
-    if (version < latest && !kept && (versions_.empty() || version < versions_.front())) {
+  }
+  if (version <= 0) {
+    return refuse(absl::InvalidArgumentError(
+        absl::StrCat("weight version ", version, ": versions start at 1")));
+  }
+  if (version < latest && !kept) {
+    const std::vector<int64_t> kept_versions = versions();
+    if (!kept_versions.empty() && version < kept_versions.front()) {
       // A learner that resumed from an older checkpoint republishes what it had published.
+      discard_import();
       return absl::AlreadyExistsError(absl::StrCat("weight version ", version,
                                                    " is older than every kept version (oldest ",
-                                                   versions_.front(), "); nothing to store"));
+                                                   kept_versions.front(), "); nothing to store"));
     }
   }
   if (kept) {
@@ -181,6 +206,7 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     // when it is other ones (versions name weights; they never change).
     absl::StatusOr<std::shared_ptr<const WeightSet>> stored = Get(version);
     if (stored.ok() && (*stored)->tensors == encoded.tensors) {
+      discard_import();
       return absl::AlreadyExistsError(
           absl::StrCat("weight version ", version, " is already stored, with these weights"));
     }
@@ -192,45 +218,68 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     return refuse(absl::FailedPreconditionError(absl::StrCat(
         "weight version ", version, " is not newer than the newest stored version ", latest)));
   }
-  std::shared_ptr<const WeightSet> base;
-  if (encoded.encoding == WeightEncoding::kDelta) {
-    absl::StatusOr<std::shared_ptr<const WeightSet>> b = Get(encoded.base_version);
-    if (!b.ok()) {
-      return refuse(absl::FailedPreconditionError(
-          absl::StrCat("weight version ", version, " is a delta against version ",
-                       encoded.base_version, ": ", b.status().message())));
+  const std::string path = PathOf(version);
+  std::shared_ptr<const WeightSet> set;
+  // An imported file is fsync'ed on a thread of its own while it is checked and made visible.
+  std::future<absl::Status> file_synced;
+  if (!imported.empty()) {
+    const int fd = ::open(imported.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return refuse(Annotate(ErrnoError(errno, "cannot open", imported),
+                             absl::StrCat("weight version ", version)));
     }
-    base = *std::move(b);
+    file_synced = std::async(std::launch::async, [fd, imported] {
+      absl::Status s =
+          ::fsync(fd) == 0 ? absl::OkStatus() : ErrnoError(errno, "cannot fsync", imported);
+      ::close(fd);
+      return s;
+    });
+    auto refuse_import = [&](absl::Status status) {
+      file_synced.wait();
+      return refuse(std::move(status));
+    };
+    // The publisher wrote the file on this file system: check every byte against the header's
+    // manifest, then move it in. Nothing is copied.
+    absl::StatusOr<WeightSet> mapped =
+        ReadWeightFile(imported, {.version = version, .manifest = &encoded.tensors});
+    if (!mapped.ok()) {
+      return refuse_import(Annotate(mapped.status(), absl::StrCat("weight version ", version)));
+    }
+    if (mapped->model_config_json != encoded.model_config_json) {
+      return refuse_import(absl::InvalidArgumentError(absl::StrCat(
+          "weight version ", version, ": ", imported, " records another model config")));
+    }
+    if (std::rename(imported.c_str(), path.c_str()) != 0) {
+      return refuse_import(
+          Annotate(ErrnoError(errno, absl::StrCat("cannot move ", imported, " to"), path),
+                   "the import directory must be on the store's file system"));
+    }
+    imported.clear();
+    set = std::make_shared<const WeightSet>(*std::move(mapped));
+  } else {
+    std::shared_ptr<const WeightSet> base;
+    if (encoded.encoding == WeightEncoding::kDelta) {
+      absl::StatusOr<std::shared_ptr<const WeightSet>> b = Get(encoded.base_version);
+      if (!b.ok()) {
+        return refuse(absl::FailedPreconditionError(
+            absl::StrCat("weight version ", version, " is a delta against version ",
+                         encoded.base_version, ": ", b.status().message())));
+      }
+      base = *std::move(b);
+    }
+    absl::StatusOr<WeightSet> decoded = DecodeWeights(std::move(encoded), base.get());
+    if (!decoded.ok())
+      return refuse(Annotate(decoded.status(), absl::StrCat("weight version ", version)));
+    set = std::make_shared<const WeightSet>(*std::move(decoded));
+    if (absl::Status s =
+            WriteWeightFile(*set, path, /*sync=*/false, SpareWeightFile(options_.import_dir));
+        !s.ok()) {
+      return refuse(Annotate(s, absl::StrCat("storing weight version ", version)));
+    }
   }
-  // A full encoding's data are the payload: its verified checksum is the payload's.
-  const bool full = encoded.encoding == WeightEncoding::kFull;
-  const uint64_t full_checksum = encoded.data_checksum;
-  absl::StatusOr<WeightSet> decoded = DecodeWeights(std::move(encoded), base.get());
-  if (!decoded.ok())
-    return refuse(Annotate(decoded.status(), absl::StrCat("weight version ", version)));
-  auto set = std::make_shared<const WeightSet>(*std::move(decoded));
 
-  // Durable before visible.
-  std::vector<TensorToWrite> tensors;
-  nlohmann::json order = nlohmann::json::array();
-  tensors.reserve(set->tensors.size());
-  for (const WeightTensor& t : set->tensors) {
-    const std::string_view bytes = set->Bytes(t);
-    tensors.push_back(
-        {t.name, t.dtype, t.shape,
-         absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())});
-    order.push_back(t.name);
-  }
-  const std::map<std::string, std::string> metadata = {
-      {kVersionKey, std::to_string(version)},
-      {kConfigKey, set->model_config_json},
-      {kOrderKey, order.dump()},
-      {kChecksumKey, HashHex64(full ? full_checksum : Hash64(set->payload))},
-  };
-  if (absl::Status s = WriteSafetensors(PathOf(version), std::move(tensors), metadata); !s.ok()) {
-    return refuse(Annotate(s, absl::StrCat("storing weight version ", version)));
-  }
-
+  // Visible as soon as the whole file is in place, then durable before the publisher hears
+  // back: subscribers on this host start reading while the disk catches up.
   std::vector<int64_t> pruned;
   {
     absl::MutexLock lock(&mu_);
@@ -256,16 +305,28 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     changed_.SignalAll();
   }
   for (int64_t v : pruned) {
-    std::error_code ec;
-    fs::remove(PathOf(v), ec);
-    if (ec) log::Warning("weight store: cannot delete {}: {}", PathOf(v), ec.message());
+    const absl::Status retired =
+        RetireWeightFile(PathOf(v), options_.import_dir, options_.spare_files);
+    if (!retired.ok()) log::Warning("weight store: {}", retired.message());
   }
-  if (!pruned.empty()) {
-    if (absl::Status s = SyncDirectory(options_.dir); !s.ok()) {
-      log::Warning("weight store: {}", s.message());
-    }
+  const absl::Status durable = file_synced.valid()
+                                   ? [&] {
+                                       absl::Status s = file_synced.get();
+                                       return s.ok() ? SyncDirectory(options_.dir) : s;
+                                     }()
+                                   : SyncWeightFile(path);
+  if (const absl::Status& s = durable; !s.ok()) {
+    // Visible but not durable: a restart may set it aside (Open). The publisher hears of it.
+    return Annotate(s, absl::StrCat("weight version ", version, " is visible but not durable"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const EncodedWeights>> WeightStore::FileReference(int64_t version) {
+  DS_ASSIGN_OR_RETURN(std::shared_ptr<const WeightSet> set, Get(version));
+  auto reference =
+      std::make_shared<EncodedWeights>(deepsearch::FileReference(*set, PathOf(version)));
+  return std::shared_ptr<const EncodedWeights>(std::move(reference));
 }
 
 int64_t WeightStore::latest_version() const {

@@ -3,30 +3,38 @@
 // the newest version as a full copy or as a delta against the version it holds.
 //
 //   DS_ASSIGN_OR_RETURN(auto store, WeightStore::Open({.dir = dir + "/weights"}));
-//   DS_RETURN_IF_ERROR(store->Publish(std::move(received)));      // visible once durable
+//   DS_RETURN_IF_ERROR(store->Publish(std::move(received)));      // durable on return
 //   int64_t v = store->WaitNewer(have, absl::Now() + absl::Milliseconds(200));
 //   DS_ASSIGN_OR_RETURN(auto encoded, store->Encoded(v, /*base=*/have));  // shared, cached
 //
-// Publish decodes what it receives (a full copy, or a delta against a kept version),
-// verifying every checksum, refuses a version that is not newer than the newest one, writes
-// the set as `weights-<version>.safetensors` atomically (temp file, fsync, rename, fsync of
-// the directory), and only then makes it visible: a subscriber never sees a version that is
-// not complete and durable. The oldest files beyond `keep_versions` are deleted afterwards.
-// Open reads the kept files back (each file's payload checksum is verified), so a restarted
-// service continues at its newest version.
+// Publish takes a version two ways. Streamed bytes (a full copy, or a delta against a kept
+// version) are decoded, every checksum verified, and written as `weights-<version>.safetensors`
+// (a weight file, common/weights/weight_file.h: temp file, rename). A file reference
+// (kFile) names a weight file the publisher wrote into the import directory on this file
+// system: every byte is checked against the header's manifest and the file is renamed into
+// place, so a learner on the same host hands a version over without a copy. Either way the
+// version becomes visible once its whole file is in place, then the file and directory are
+// fsync'ed, and only then does Publish return: an acknowledged version is durable, and
+// subscribers on this host read it while the disk catches up. A version that is not newer
+// than the newest is refused. The oldest files beyond `keep_versions` are pruned: retired as
+// spares into the import directory (at most `spare_files`, and only when no reader here or
+// elsewhere maps them: common/weights/weight_file.h; WriteWeightFile overwrites them in
+// place), else deleted.
+// Open reads the kept files back (checking every tensor's checksum); the newest ones that do
+// not read back whole (torn by a machine crash before their fsync: never acknowledged) are set
+// aside as `.corrupt`, and the store continues at the newest good version.
 //
-// File format: safetensors (the tensors in the reference writer's order) with metadata
-// "deepsearch.weight_version", "deepsearch.model_config" (the config.json), and
-// "deepsearch.tensor_order" (a JSON list of the names in the set's manifest order) and
-// "deepsearch.payload_xxh3" (16 hex digits over the manifest-order payload).
+// Subscribers that share this file system are handed the stored file by reference
+// (FileReference) and map it; a file never changes while kept or mapped.
 //
 // Encodings are made once per (version, base) and shared by every subscriber that asks for
 // the same pair (a bounded cache, newest first), so fanning a version out to N actors costs
 // one encoding. A delta is made when the base is kept and has the same layout; otherwise the
 // full copy is returned.
 //
-// Memory: the newest version stays in memory, older kept ones are read from disk when a delta
-// or a GetWeights needs them (the last one read is kept), plus the cached encodings.
+// Memory: the newest version stays in memory (as a mapping of its file when it was imported or
+// read back), older kept ones are mapped when a delta or a GetWeights needs them (the last one
+// read is kept), plus the cached encodings.
 //
 // Thread-safe. Publishes are serialised; readers never wait for a publish in progress.
 #pragma once
@@ -54,6 +62,13 @@ struct WeightStoreOptions {
   int32_t zstd_level = 3;
   // Encodings kept for subscribers ((version, base) pairs).
   int32_t cached_encodings = 8;
+  // Pruned version files kept in the import directory as spares, overwritten by the next
+  // version written there (by the store or a publisher) so their page-cache pages are reused.
+  int32_t spare_files = 2;
+  // Where publishers on this file system put weight files to hand over by reference; only
+  // files directly in it are taken, and it must be on the same file system as `dir`.
+  // Empty: <dir>/incoming.
+  std::string import_dir = {};
 };
 
 struct WeightStoreStats {
@@ -100,12 +115,22 @@ class WeightStore {
   // The decoded set of a kept version.
   absl::StatusOr<std::shared_ptr<const WeightSet>> Get(int64_t version);
 
+  // `version` as a reference to its stored file (WeightEncoding::kFile, an absolute path), for
+  // a receiver that shares this file system. NotFound when it is not kept.
+  absl::StatusOr<std::shared_ptr<const EncodedWeights>> FileReference(int64_t version);
+
+  // The directories in use (absolute).
+  const std::string& dir() const { return options_.dir; }
+  const std::string& import_dir() const { return options_.import_dir; }
+
   WeightStoreStats stats() const;
 
  private:
   struct EncodingSlot;
   explicit WeightStore(WeightStoreOptions options) : options_(std::move(options)) {}
   std::string PathOf(int64_t version) const;
+  // `path` when it names a regular file directly in the import directory.
+  absl::StatusOr<std::string> ImportPath(const std::string& path) const;
   absl::StatusOr<std::shared_ptr<const WeightSet>> Load(int64_t version) const;
   absl::Status NotKept(int64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 

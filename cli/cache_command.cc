@@ -87,7 +87,8 @@ int RunCache(const CacheArgs& args) {
   absl::StatusOr<std::unique_ptr<WeightStore>> weights =
       WeightStore::Open({.dir = options.store_dir + "/weights",
                          .keep_versions = options.weight_versions_kept,
-                         .zstd_level = options.delta_zstd_level});
+                         .zstd_level = options.delta_zstd_level,
+                         .import_dir = options.weight_import_dir});
   if (!weights.ok()) return fail(weights.status());
   absl::StatusOr<rpc::ServerAuth> auth = rpc::ServerAuth::FromConfig(config->rpc.auth);
   if (!auth.ok()) return fail(auth.status());

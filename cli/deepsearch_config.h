@@ -40,6 +40,7 @@ struct RunSection {
   int32_t heldout_problems = 100;
   int32_t eval_every = 5;
   int32_t eval_samples = 8;
+  bool weights_by_file = true;  // the services share this host: weights travel as files
   absl::Duration status_interval = absl::Seconds(5);
   absl::Duration startup_timeout = absl::Seconds(120);
   absl::Duration stop_timeout = absl::Seconds(60);
@@ -64,6 +65,10 @@ struct RunSection {
     b.Field("eval_samples", eval_samples,
             "Samples per held-out problem (pass@1 is their mean; pass@k with k of them)")
         .Range(1, 4096);
+    b.Field("weights_by_file", weights_by_file,
+            "The run's services share this host: the learner hands weight versions to the cache "
+            "service as files in its import directory and actors map the stored files "
+            "(learner.cache_import_dir, actor.weights_by_file); false: streamed over gRPC");
     b.Field("status_interval", status_interval, "Between progress lines and metrics samples")
         .Positive();
     b.Field("startup_timeout", startup_timeout, "For the services to come up").Positive();

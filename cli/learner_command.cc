@@ -117,7 +117,8 @@ int RunLearner(const LearnerArgs& args) {
   std::unique_ptr<CacheWeightPublisher> publisher;
   if (!options.cache_address.empty()) {
     absl::StatusOr<std::unique_ptr<CacheWeightPublisher>> p =
-        CacheWeightPublisher::Connect(options.cache_address, config->rpc, options.publish_timeout);
+        CacheWeightPublisher::Connect(options.cache_address, config->rpc, options.publish_timeout,
+                                      {.import_dir = options.cache_import_dir});
     if (!p.ok()) return fail(p.status());
     publisher = std::move(*p);
   } else {

@@ -491,14 +491,27 @@ absl::Status Run::StartServices() {
   DS_RETURN_IF_ERROR(start("cache", {"cache", "--config", config, "--listen", cache, "--store-dir",
                                      paths_.store.string()}));
   DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForCache(absl::Seconds(1)); }));
-  DS_RETURN_IF_ERROR(
-      start("learner", {"learner", "--config", config, "--listen", learner, "--cache", cache,
-                        "--model", StartModel(), "--state-dir", paths_.state.string()}));
+  std::vector<std::string> learner_args = {
+      "learner", "--config",   config,        "--listen",           learner, "--cache", cache,
+      "--model", StartModel(), "--state-dir", paths_.state.string()};
+  std::vector<std::string> actor_args = {"actor",   "--config", config,    "--learner", learner,
+                                         "--cache", cache,      "--model", StartModel()};
+  if (run_.weights_by_file) {
+    // One host: versions are written once, into the cache's import directory, and mapped.
+    const std::string import_dir = config_.cache.weight_import_dir.empty()
+                                       ? (paths_.store / "weights" / "incoming").string()
+                                       : config_.cache.weight_import_dir;
+    learner_args.insert(learner_args.end(),
+                        {"--set", absl::StrCat("learner.cache_import_dir=", import_dir)});
+    actor_args.insert(actor_args.end(), {"--set", "actor.weights_by_file=true"});
+  }
+  DS_RETURN_IF_ERROR(start("learner", learner_args));
   DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForLearner(absl::Seconds(1)); }));
   for (int32_t i = 0; i < run_.actors; ++i) {
     const std::string name = absl::StrCat("actor-", i);
-    DS_RETURN_IF_ERROR(start(name, {"actor", "--config", config, "--learner", learner, "--cache",
-                                    cache, "--model", StartModel(), "--actor-id", name}));
+    std::vector<std::string> args = actor_args;
+    args.insert(args.end(), {"--actor-id", name});
+    DS_RETURN_IF_ERROR(start(name, args));
   }
   clients_.emplace(std::move(clients));
   std::cerr << "[run] services up: cache service " << cache << ", learner " << learner << ", "

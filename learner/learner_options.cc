@@ -9,6 +9,10 @@ void LearnerOptions::Bind(ConfigBinder& b) {
   b.Field("listen_address", listen_address, "host:port the learner serves on").NonEmpty();
   b.Field("cache_address", cache_address,
           "host:port of the cache service new weights are published to (empty: none)");
+  b.Field("cache_import_dir", cache_import_dir,
+          "The cache service's weight import directory (cache.weight_import_dir) when this "
+          "host shares its file system: each version is written there and published by "
+          "reference instead of streamed (empty: streamed)");
   b.Field("mode", mode, "sync (the paper: every step on the newest weights) or async");
   b.Require(mode == "sync" || mode == "async", "mode", "must be sync or async");
   b.Field("max_policy_lag", max_policy_lag,

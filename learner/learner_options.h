@@ -21,6 +21,10 @@ struct LearnerOptions {
   std::string model;  // the model directory training starts from (no checkpoint yet)
   std::string listen_address = "127.0.0.1:50051";
   std::string cache_address;  // host:port of the cache service; empty: weights not published
+  // The cache service's weight import directory as this host sees it (cache.weight_import_dir),
+  // when the learner shares its file system: versions are then written there and published by
+  // reference, not streamed. Empty: streamed.
+  std::string cache_import_dir;
   std::string mode = "sync";  // or "async"
   int32_t max_policy_lag = 1;
   absl::Duration lease_duration = absl::Seconds(120);

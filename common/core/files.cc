@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <sys/file.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -36,14 +39,24 @@ class FdCloser {
   int fd_;
 };
 
-absl::Status WriteAll(int fd, std::string_view bytes, const std::string& temp_path) {
+// Writes `bytes` at the end of what `*written` counts, in blocks; after each block it starts the
+// disk write of the one before (sync_file_range, which does not wait for it), so that a large
+// file is mostly on disk by the time anyone fsyncs it, at little cost to the writer.
+absl::Status WriteAll(int fd, std::string_view bytes, const std::string& temp_path,
+                      uint64_t* written) {
+  constexpr size_t kBlock = size_t{16} << 20;
   while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    const ssize_t n = ::write(fd, bytes.data(), std::min(bytes.size(), kBlock));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "cannot write", temp_path);
     }
     bytes.remove_prefix(static_cast<size_t>(n));
+    const uint64_t before = *written / kBlock * kBlock;  // the block boundary before this write
+    *written += static_cast<uint64_t>(n);
+    if (before >= kBlock && *written / kBlock * kBlock > before) {
+      ::sync_file_range(fd, static_cast<off_t>(before - kBlock), kBlock, SYNC_FILE_RANGE_WRITE);
+    }
   }
   return absl::OkStatus();
 }
@@ -85,8 +98,17 @@ absl::Status ErrnoError(int error_number, std::string_view what, const std::stri
   return absl::ErrnoToStatus(error_number, absl::StrCat(std::string(what), " ", path));
 }
 
+absl::Status SyncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "cannot open", path);
+  FdCloser closer(fd);
+  if (::fsync(fd) != 0) return ErrnoError(errno, "cannot fsync", path);
+  return absl::OkStatus();
+}
+
 absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::vector<std::string_view>& pieces) {
+                                 const std::vector<std::string_view>& pieces, bool sync,
+                                 const std::string& reuse) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
@@ -99,16 +121,32 @@ absl::Status WriteFileAtomically(const std::string& path,
       (fs::path(dir) / absl::StrCat(".", target.filename().string(), ".tmp.", ::getpid(), ".",
                                     counter.fetch_add(1)))
           .string();
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  int fd = -1;
+  if (!reuse.empty() && ::rename(reuse.c_str(), temp_path.c_str()) == 0) {
+    // Overwritten only under an exclusive flock: a reader that still maps it holds a shared one.
+    fd = ::open(temp_path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+    if (fd < 0) ::unlink(temp_path.c_str());
+  }
+  if (fd < 0) fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) return ErrnoError(errno, "cannot create", temp_path);
   FdCloser closer(fd);
 
   absl::Status status = absl::OkStatus();
+  uint64_t written = 0;
   for (std::string_view piece : pieces) {
-    status = WriteAll(fd, piece, temp_path);
+    status = WriteAll(fd, piece, temp_path, &written);
     if (!status.ok()) break;
   }
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError(errno, "cannot fsync", temp_path);
+  // A reused file may have been longer.
+  if (status.ok() && ::ftruncate(fd, static_cast<off_t>(written)) != 0) {
+    status = ErrnoError(errno, "cannot truncate", temp_path);
+  }
+  if (status.ok() && sync && ::fsync(fd) != 0)
+    status = ErrnoError(errno, "cannot fsync", temp_path);
   if (status.ok() && closer.Close() != 0) status = ErrnoError(errno, "cannot close", temp_path);
   if (status.ok() && ::rename(temp_path.c_str(), path.c_str()) != 0) {
     status = ErrnoError(errno, absl::StrCat("cannot rename ", temp_path, " to"), path);
@@ -117,7 +155,7 @@ absl::Status WriteFileAtomically(const std::string& path,
     ::unlink(temp_path.c_str());
     return status;
   }
-  return SyncDirectory(dir);
+  return sync ? SyncDirectory(dir) : absl::OkStatus();
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content) {

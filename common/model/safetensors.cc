@@ -235,31 +235,29 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   using safetensors_internal::ErrnoError;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "cannot open", path);
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = Map(fd, path);
+  ::close(fd);  // the mapping keeps the file alive
+  return file;
+}
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Map(int fd,
+                                                                      const std::string& path) {
+  using safetensors_internal::ErrnoError;
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int error = errno;
-    ::close(fd);
-    return ErrnoError(error, "cannot stat", path);
-  }
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "cannot stat", path);
   if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
   }
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile(path));
   const auto size = static_cast<size_t>(st.st_size);
   if (size > 0) {
     void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapping == MAP_FAILED) {
-      const int error = errno;
-      ::close(fd);
-      return ErrnoError(error, "cannot mmap", path);
-    }
+    if (mapping == MAP_FAILED) return ErrnoError(errno, "cannot mmap", path);
     file->mapping_ = mapping;
     file->mapping_size_ = size;
     file->bytes_ = static_cast<const uint8_t*>(mapping);
     file->size_ = size;
   }
-  ::close(fd);  // the mapping keeps the file alive
   DS_RETURN_IF_ERROR(file->Parse());
   return file;
 }

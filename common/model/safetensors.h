@@ -104,6 +104,9 @@ class SafetensorsFile {
   // validates it. Errors: NotFound / PermissionDenied / ... from the file system, naming the
   // path; InvalidArgument naming the path (and tensor) for every format fault. Blocks on I/O.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
+  // The same for a descriptor the caller opened (read access) and keeps: it may go on reading
+  // the very file that is mapped. `path` names it in messages.
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Map(int fd, const std::string& path);
 
   // The same over bytes already in memory, which the object takes over. `source` stands for
   // the file name in messages.
@@ -166,5 +169,18 @@ absl::StatusOr<std::string> SerializeSafetensors(
 // the tensor data from the spans without assembling the file in memory. Blocks on I/O.
 absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                               const std::map<std::string, std::string>& metadata = {});
+
+struct SafetensorsWriteOptions {
+  // Lay the tensors out in the order given instead of the reference writer's (dtype, then
+  // name): still a valid file, whose data section is then the given tensors concatenated.
+  bool keep_order = false;
+  // false: no fsyncs (see WriteFileAtomically); the file is still renamed into place whole.
+  bool sync = true;
+  // An unused file to overwrite in place (WriteFileAtomically's `reuse`); empty: none.
+  std::string reuse = {};
+};
+absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
+                              const std::map<std::string, std::string>& metadata,
+                              const SafetensorsWriteOptions& options);
 
 }  // namespace deepsearch

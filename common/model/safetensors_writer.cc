@@ -86,12 +86,14 @@ namespace {
 // The 8-byte length and the padded header for `tensors`, which it sorts into file order.
 absl::StatusOr<std::string> Prepare(std::vector<TensorToWrite>& tensors,
                                     const std::map<std::string, std::string>& metadata,
-                                    std::string_view target) {
+                                    std::string_view target, bool keep_order = false) {
   DS_RETURN_IF_ERROR(safetensors_internal::ValidateTensorsToWrite(tensors, metadata, target));
-  std::sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) {
-    if (a.dtype != b.dtype) return a.dtype > b.dtype;
-    return a.name < b.name;
-  });
+  if (!keep_order) {
+    std::sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) {
+      if (a.dtype != b.dtype) return a.dtype > b.dtype;
+      return a.name < b.name;
+    });
+  }
 
   // Compact JSON, assembled in file order; nlohmann escapes the strings as serde_json does
   // ('"', '\\' and control characters; other characters stay raw UTF-8).
@@ -141,12 +143,19 @@ absl::StatusOr<std::string> SerializeSafetensors(
 
 absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                               const std::map<std::string, std::string>& metadata) {
-  DS_ASSIGN_OR_RETURN(const std::string header, Prepare(tensors, metadata, path));
+  return WriteSafetensors(path, std::move(tensors), metadata, SafetensorsWriteOptions{});
+}
+
+absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
+                              const std::map<std::string, std::string>& metadata,
+                              const SafetensorsWriteOptions& options) {
+  DS_ASSIGN_OR_RETURN(const std::string header,
+                      Prepare(tensors, metadata, path, options.keep_order));
   std::vector<std::string_view> pieces;
   pieces.reserve(tensors.size() + 1);
   pieces.push_back(header);
   for (const TensorToWrite& tensor : tensors) pieces.push_back(AsChars(tensor.data));
-  return safetensors_internal::WriteFileAtomically(path, pieces);
+  return safetensors_internal::WriteFileAtomically(path, pieces, options.sync, options.reuse);
 }
 
 }  // namespace deepsearch

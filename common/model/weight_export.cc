@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Qwen2Model>> ImportWeights(const WeightSet& set,
     const WeightTensor* t = set.Find(name);
     if (t == nullptr) return at::Tensor();
     // A view of the set's bytes; LoadTensors copies it into the model, and never writes it.
-    return at::from_blob(const_cast<char*>(set.payload.data() + t->offset), t->shape,
+    return at::from_blob(const_cast<char*>(set.data().data() + t->offset), t->shape,
                          at::TensorOptions().dtype(TorchDtype(t->dtype, name).value()));
   }),
                               what));

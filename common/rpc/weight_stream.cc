@@ -18,6 +18,8 @@ absl::StatusOr<WeightEncoding> FromWireEncoding(v1::WeightEncoding encoding) {
       return WeightEncoding::kFull;
     case v1::WEIGHT_ENCODING_DELTA:
       return WeightEncoding::kDelta;
+    case v1::WEIGHT_ENCODING_FILE:
+      return WeightEncoding::kFile;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown weight encoding ", static_cast<int>(encoding)));
@@ -25,7 +27,14 @@ absl::StatusOr<WeightEncoding> FromWireEncoding(v1::WeightEncoding encoding) {
 }
 
 v1::WeightEncoding ToWireEncoding(WeightEncoding encoding) {
-  return encoding == WeightEncoding::kDelta ? v1::WEIGHT_ENCODING_DELTA : v1::WEIGHT_ENCODING_FULL;
+  switch (encoding) {
+    case WeightEncoding::kDelta:
+      return v1::WEIGHT_ENCODING_DELTA;
+    case WeightEncoding::kFile:
+      return v1::WEIGHT_ENCODING_FILE;
+    default:
+      return v1::WEIGHT_ENCODING_FULL;
+  }
 }
 
 }  // namespace
@@ -85,6 +94,11 @@ bool WriteWeightChunks(const EncodedWeights& weights, size_t chunk_bytes,
   DS_CHECK(chunk_bytes > 0) << "chunk_bytes must be positive";
   if (!write(WeightHeaderChunk(weights))) return false;
   v1::WeightChunk chunk;
+  if (weights.encoding == WeightEncoding::kFile) {
+    chunk.mutable_file()->set_path(weights.file_path);
+    if (!write(chunk)) return false;
+    chunk.Clear();
+  }
   for (size_t offset = 0; offset < weights.data.size(); offset += chunk_bytes) {
     const size_t size = std::min(chunk_bytes, weights.data.size() - offset);
     chunk.mutable_data()->assign(weights.data, offset, size);
@@ -155,6 +169,11 @@ absl::Status WeightChunkAssembler::Add(const v1::WeightChunk& chunk) {
         return fail(Annotate(encoding.status(), absl::StrCat("version ", header.version())));
       }
       w.encoding = *encoding;
+      if (w.encoding == WeightEncoding::kFile && header.encoded_bytes() != 0) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat("version ", header.version(), ": FILE-encoded, yet ",
+                         header.encoded_bytes(), " encoded bytes announced")));
+      }
       w.base_version = header.base_version();
       w.model_config_json = header.model_config_json();
       w.total_bytes = header.total_bytes();
@@ -197,8 +216,28 @@ absl::Status WeightChunkAssembler::Add(const v1::WeightChunk& chunk) {
       hash_->Update(data);
       return absl::OkStatus();
     }
+    case v1::WeightChunk::kFile: {
+      if (!have_header_) return fail(absl::InvalidArgumentError("a file chunk before the header"));
+      if (current_.encoding != WeightEncoding::kFile) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat(version, ": a file chunk in a stream that is not FILE-encoded")));
+      }
+      if (!current_.file_path.empty()) {
+        return fail(absl::InvalidArgumentError(absl::StrCat(version, ": a second file chunk")));
+      }
+      if (chunk.file().path().empty()) {
+        return fail(
+            absl::InvalidArgumentError(absl::StrCat(version, ": a file chunk without a path")));
+      }
+      current_.file_path = chunk.file().path();
+      return absl::OkStatus();
+    }
     case v1::WeightChunk::kTrailer: {
       if (!have_header_) return fail(absl::InvalidArgumentError("a trailer before the header"));
+      if (current_.encoding == WeightEncoding::kFile && current_.file_path.empty()) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat(version, ": the trailer of a FILE-encoded stream before its file chunk")));
+      }
       if (current_.data.size() != expected_bytes_) {
         return fail(absl::InvalidArgumentError(absl::StrCat(version, ": the trailer after ",
                                                             current_.data.size(), " of ",

@@ -1,6 +1,7 @@
 // Weight sets on the wire: an EncodedWeights (common/weights/weight_set.h) as a stream of
-// deepsearch.v1.WeightChunk messages (a header, data chunks in order, a trailer), and the
-// receiving side that reassembles and checks one.
+// deepsearch.v1.WeightChunk messages (a header, data chunks in order, a trailer; for the FILE
+// encoding a header, one file chunk naming the weight file, a trailer), and the receiving side
+// that reassembles and checks one.
 //
 //   // sender (PublishWeights client, SubscribeWeights/GetWeights server)
 //   if (!WriteWeightChunks(encoded, 1 << 20, [&](const v1::WeightChunk& c) { return
@@ -16,8 +17,10 @@
 // a second header before the trailer, a data chunk whose offset is not the next byte, more
 // data than the header's encoded_bytes or than max_bytes, an unknown dtype or encoding in
 // the header, a trailer before all data arrived, and a trailer checksum that does not match
-// the bytes received. After an error it must be Reset() before reuse. A receiver therefore
-// never sees a half-received version.
+// the bytes received; for FILE, announced data bytes, a file chunk in another encoding, a
+// second one or one without a path, and a trailer before it. (Whether the named file holds
+// the header's tensors is DecodeWeights' check.) After an error it must be Reset() before reuse. A
+// receiver therefore never sees a half-received version.
 //
 // Thread-compatible.
 #pragma once

@@ -17,6 +17,7 @@
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/weights/byte_planes.h"
+#include "common/weights/weight_file.h"
 
 namespace deepsearch {
 namespace {
@@ -180,12 +181,12 @@ absl::StatusOr<std::string> CompressDelta(const WeightSet& target, const WeightS
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   DS_CHECK(cctx != nullptr) << "ZSTD_createCCtx failed";
   size_t rc = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, zstd_level);
-  if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setPledgedSrcSize(cctx.get(), target.payload.size());
+  if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setPledgedSrcSize(cctx.get(), target.data().size());
   if (ZSTD_isError(rc)) {
     return absl::InvalidArgumentError(absl::StrCat("zstd level ", zstd_level, ": ", ZstdError(rc)));
   }
   const size_t out_step = ZSTD_CStreamOutSize();
-  std::string data(std::max<size_t>(out_step, target.payload.size() / 16), '\0');
+  std::string data(std::max<size_t>(out_step, target.data().size() / 16), '\0');
   size_t written = 0;
   // Feeds `size` bytes (or, for ZSTD_e_end, the end of the frame) to the compressor.
   auto compress = [&](const uint8_t* bytes, size_t size, ZSTD_EndDirective mode) -> absl::Status {
@@ -205,8 +206,8 @@ absl::StatusOr<std::string> CompressDelta(const WeightSet& target, const WeightS
   const size_t scratch_bytes = ScratchBytes(target.tensors);
   const std::unique_ptr<uint8_t[]> scratch(new uint8_t[scratch_bytes]);
   for (const WeightTensor& t : target.tensors) {
-    const auto* a = reinterpret_cast<const uint8_t*>(target.payload.data()) + t.offset;
-    const auto* b = reinterpret_cast<const uint8_t*>(base.payload.data()) + t.offset;
+    const auto* a = reinterpret_cast<const uint8_t*>(target.data().data()) + t.offset;
+    const auto* b = reinterpret_cast<const uint8_t*>(base.data().data()) + t.offset;
     DS_RETURN_IF_ERROR(WithElementSize(DtypeSize(t.dtype), [&](auto e) -> absl::Status {
       constexpr size_t kE = decltype(e)::value;
       if (t.size <= scratch_bytes) {
@@ -259,7 +260,7 @@ absl::Status DecompressDelta(std::string_view data, const WeightSet& base, Weigh
   const size_t scratch_bytes = ScratchBytes(set.tensors);
   const std::unique_ptr<uint8_t[]> scratch(new uint8_t[scratch_bytes]);
   for (const WeightTensor& t : set.tensors) {
-    const auto* b = reinterpret_cast<const uint8_t*>(base.payload.data()) + t.offset;
+    const auto* b = reinterpret_cast<const uint8_t*>(base.data().data()) + t.offset;
     auto* out = reinterpret_cast<uint8_t*>(set.payload.data()) + t.offset;
     DS_RETURN_IF_ERROR(WithElementSize(DtypeSize(t.dtype), [&](auto e) -> absl::Status {
       constexpr size_t kE = decltype(e)::value;
@@ -296,6 +297,10 @@ absl::Status DecompressDelta(std::string_view data, const WeightSet& base, Weigh
 
 absl::Status WeightSet::Add(std::string name, Dtype dtype, std::vector<int64_t> shape,
                             std::string_view bytes) {
+  if (mapping != nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tensor ", Quoted(name), ": the set views a mapped file; it cannot grow"));
+  }
   if (name.empty()) return absl::InvalidArgumentError("tensor with an empty name");
   if (Find(name) != nullptr)
     return absl::InvalidArgumentError(absl::StrCat("tensor ", Quoted(name), ": repeated name"));
@@ -325,13 +330,14 @@ const WeightTensor* WeightSet::Find(std::string_view name) const {
 }
 
 std::string_view WeightSet::Bytes(const WeightTensor& tensor) const {
-  DS_CHECK(tensor.offset <= payload.size() && tensor.size <= payload.size() - tensor.offset)
+  const std::string_view bytes = data();
+  DS_CHECK(tensor.offset <= bytes.size() && tensor.size <= bytes.size() - tensor.offset)
       << "tensor " << tensor.name << " lies outside the payload";
-  return std::string_view(payload).substr(tensor.offset, tensor.size);
+  return bytes.substr(tensor.offset, tensor.size);
 }
 
 absl::Status WeightSet::Validate(bool verify_checksums) const {
-  DS_RETURN_IF_ERROR(ValidateManifest(tensors, payload.size()));
+  DS_RETURN_IF_ERROR(ValidateManifest(tensors, data().size()));
   return verify_checksums ? VerifyChecksums(*this) : absl::OkStatus();
 }
 
@@ -345,17 +351,21 @@ EncodedWeights EncodeFull(WeightSet set) {
   e.encoding = WeightEncoding::kFull;
   e.model_config_json = std::move(set.model_config_json);
   e.tensors = std::move(set.tensors);
-  e.total_bytes = set.payload.size();
-  e.data = std::move(set.payload);
+  e.total_bytes = set.data().size();
+  if (set.mapping != nullptr) {
+    e.data.assign(set.mapped);
+  } else {
+    e.data = std::move(set.payload);
+  }
   e.data_checksum = Hash64(e.data);
   return e;
 }
 
 absl::StatusOr<EncodedWeights> EncodeDelta(const WeightSet& target, const WeightSet& base,
                                            int zstd_level) {
-  DS_RETURN_IF_ERROR(Annotate(ValidateManifest(target.tensors, target.payload.size()),
+  DS_RETURN_IF_ERROR(Annotate(ValidateManifest(target.tensors, target.data().size()),
                               absl::StrCat("delta target (version ", target.version, ")")));
-  DS_RETURN_IF_ERROR(Annotate(ValidateManifest(base.tensors, base.payload.size()),
+  DS_RETURN_IF_ERROR(Annotate(ValidateManifest(base.tensors, base.data().size()),
                               absl::StrCat("delta base (version ", base.version, ")")));
   DS_RETURN_IF_ERROR(Annotate(CompareLayouts(target.tensors, base.tensors,
                                              absl::StrCat("target (version ", target.version, ")"),
@@ -368,7 +378,7 @@ absl::StatusOr<EncodedWeights> EncodeDelta(const WeightSet& target, const Weight
   e.base_version = base.version;
   e.model_config_json = target.model_config_json;
   e.tensors = target.tensors;
-  e.total_bytes = target.payload.size();
+  e.total_bytes = target.data().size();
 
   DS_ASSIGN_OR_RETURN(e.data, CompressDelta(target, base, zstd_level));
   e.data_checksum = Hash64(e.data);
@@ -382,6 +392,20 @@ absl::StatusOr<WeightSet> DecodeWeights(EncodedWeights encoded, const WeightSet*
   if (checksum != encoded.data_checksum) {
     return absl::DataLossError(absl::StrCat(what, ": encoded data checksum ", HashHex64(checksum),
                                             ", expected ", HashHex64(encoded.data_checksum)));
+  }
+
+  if (encoded.encoding == WeightEncoding::kFile) {
+    if (encoded.file_path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": a file reference without a path"));
+    }
+    absl::StatusOr<WeightSet> set = ReadWeightFile(
+        encoded.file_path, {.version = encoded.version, .manifest = &encoded.tensors});
+    if (!set.ok()) return Annotate(set.status(), what);
+    if (set->model_config_json != encoded.model_config_json) {
+      return absl::DataLossError(absl::StrCat(what, ": ", encoded.file_path,
+                                              " records another model config than the header"));
+    }
+    return set;
   }
 
   WeightSet set;
@@ -409,9 +433,9 @@ absl::StatusOr<WeightSet> DecodeWeights(EncodedWeights encoded, const WeightSet*
       if (absl::Status s = CompareLayouts(set.tensors, base->tensors, "delta", "base"); !s.ok()) {
         return absl::FailedPreconditionError(absl::StrCat(against, ": ", s.message()));
       }
-      if (base->payload.size() != encoded.total_bytes) {
+      if (base->data().size() != encoded.total_bytes) {
         return absl::FailedPreconditionError(
-            absl::StrCat(against, ": the base holds ", base->payload.size(),
+            absl::StrCat(against, ": the base holds ", base->data().size(),
                          " bytes, the delta decodes to ", encoded.total_bytes));
       }
       set.payload.resize(encoded.total_bytes);

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,10 +59,19 @@ struct WeightSet {
   // The model's config.json, so a receiver can check that the architecture matches.
   std::string model_config_json;
   std::vector<WeightTensor> tensors;
+  // The payload when the set owns it (built by Add, decoded from a stream); empty when it
+  // views bytes held elsewhere. Read it through data(), which picks the one in use.
   std::string payload;
+  // The payload as a read-only view of bytes that `mapping` keeps alive (a stored weight file
+  // mapped by ReadWeightFile, common/weights/weight_file.h): copies of the set share it.
+  std::shared_ptr<const void> mapping;
+  std::string_view mapped;
 
+  // The payload's bytes: `mapped` when the set views a mapping, else `payload`.
+  std::string_view data() const { return mapping != nullptr ? mapped : std::string_view(payload); }
   // Appends a tensor, copying its bytes and filling offset, size and checksum. Errors: an
-  // empty or repeated name, a negative dimension, bytes that do not match the shape.
+  // empty or repeated name, a negative dimension, bytes that do not match the shape, a set
+  // that views a mapping.
   absl::Status Add(std::string name, Dtype dtype, std::vector<int64_t> shape,
                    std::string_view bytes);
   // The entry named `name`, or nullptr.
@@ -76,7 +86,7 @@ struct WeightSet {
   bool SameLayout(const WeightSet& other) const;
 };
 
-enum class WeightEncoding { kFull, kDelta };
+enum class WeightEncoding { kFull, kDelta, kFile };
 
 // A weight set as sent: the decoded set's manifest plus the encoded payload.
 struct EncodedWeights {
@@ -86,19 +96,25 @@ struct EncodedWeights {
   std::string model_config_json;
   std::vector<WeightTensor> tensors;  // the decoded set's manifest
   uint64_t total_bytes = 0;           // the decoded payload's size
-  std::string data;                   // the encoded payload
+  std::string data;                   // the encoded payload (kFile: empty)
   uint64_t data_checksum = 0;         // XXH3-64 of `data`
+  // kFile: a weight file (common/weights/weight_file.h) on a file system the receiver shares,
+  // whose data section is the payload; nothing else travels.
+  std::string file_path;
 };
 
-// The full encoding. Moves the payload (no copy).
+// The full encoding. Moves an owned payload (no copy); copies a mapped one.
 EncodedWeights EncodeFull(WeightSet set);
 // The delta of `target` against `base` (see the file comment). InvalidArgument when the
 // layouts differ (the message names the first difference); zstd_level as zstd counts (1-19).
 absl::StatusOr<EncodedWeights> EncodeDelta(const WeightSet& target, const WeightSet& base,
                                            int zstd_level = 3);
 // Reconstructs the set. `base` is required for kDelta and must be the set of base_version
-// with the manifest's layout. Errors (DataLoss for corrupted bytes, FailedPrecondition for a
-// missing or wrong base, InvalidArgument for a malformed manifest) name what did not match.
+// with the manifest's layout. kFile maps the named file (ReadWeightFile) and checks it holds
+// this manifest's tensors and checksums: the set views the mapping, nothing is copied.
+// Errors (DataLoss for corrupted bytes, FailedPrecondition for a missing or wrong base,
+// InvalidArgument for a malformed manifest, the file system's for a file that cannot be
+// opened) name what did not match.
 absl::StatusOr<WeightSet> DecodeWeights(EncodedWeights encoded, const WeightSet* base);
 
 }  // namespace deepsearch

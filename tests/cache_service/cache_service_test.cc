@@ -26,8 +26,10 @@
 #include "absl/synchronization/mutex.h"
 
 #include "actor/actor_convert.h"
+#include "common/core/hash.h"
 #include "common/rpc/weight_stream.h"
 #include "common/tasks/task.h"
+#include "common/weights/weight_file.h"
 #include "tests/cache_service/weight_testing.h"
 
 namespace deepsearch {
@@ -87,12 +89,14 @@ v1::Solution SolutionOf(uint64_t seed) {
 // it. Stop() cancels the stream.
 class Subscriber {
  public:
-  Subscriber(v1::CacheService::Stub* stub, int64_t have, bool accept_delta, bool slow = false)
+  Subscriber(v1::CacheService::Stub* stub, int64_t have, bool accept_delta, bool slow = false,
+             bool accept_file = false)
       : slow_(slow) {
     v1::SubscribeWeightsRequest request;
     request.set_subscriber_id("test");
     request.set_have_version(have);
     request.set_accept_delta(accept_delta);
+    request.set_accept_file(accept_file);
     reader_ = stub->SubscribeWeights(&context_, request);
     thread_ = std::thread([this] { Run(); });
   }
@@ -266,6 +270,43 @@ TEST_F(CacheServiceTest, SubscribersGetEveryVersionInOrderBitExact) {
   EXPECT_EQ(Stats().subscribers(), 2);
 }
 
+// The same-host path: the publisher writes each version into the import directory and names
+// it; a subscriber that shares the file system is named the stored file, which it maps.
+TEST_F(CacheServiceTest, OnTheSameHostVersionsTravelAsFileReferencesBitExact) {
+  Subscriber by_file(stub_.get(), 0, /*accept_delta=*/true, /*slow=*/false, /*accept_file=*/true);
+  Subscriber streamed(stub_.get(), 0, /*accept_delta=*/false);
+  for (int64_t v = 1; v <= 5; ++v) {
+    const WeightSet set = MakeSet(v);
+    const EncodedWeights reference =
+        FileReference(set, absl::StrCat(weights_->import_dir(), "/publish-", v, ".safetensors"));
+    ASSERT_TRUE(WriteWeightFile(set, reference.file_path, /*sync=*/false,
+                                SpareWeightFile(weights_->import_dir()))
+                    .ok());
+    ASSERT_TRUE(Publish(*stub_, reference).ok());
+    ASSERT_TRUE(by_file.WaitFor(v));
+    ASSERT_TRUE(streamed.WaitFor(v));
+  }
+  for (Subscriber* s : {&by_file, &streamed}) {
+    const std::vector<WeightSet> sets = s->sets();
+    ASSERT_EQ(sets.size(), 5u);
+    for (int64_t v = 1; v <= 5; ++v) ExpectSameSet(sets[v - 1], MakeSet(v));
+  }
+  EXPECT_THAT(by_file.encodings(), ::testing::Each(WeightEncoding::kFile));
+  EXPECT_THAT(streamed.encodings(), ::testing::Each(WeightEncoding::kFull));
+  // The mapped sets stay intact while later versions prune and reuse the files.
+  EXPECT_NE(by_file.sets()[0].mapping, nullptr);
+  ExpectSameSet(by_file.sets()[0], MakeSet(1));
+  // Only the file references travelled to the first subscriber: no payload bytes.
+  EXPECT_EQ(service_->counters().weight_bytes_sent,
+            static_cast<int64_t>(5 * MakeSet(1).data().size()));
+  // A reference outside the import directory is refused with the directory named.
+  const EncodedWeights outside = FileReference(MakeSet(6), dir_ + "/elsewhere.safetensors");
+  const grpc::Status refused = Publish(*stub_, outside);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("is not in the import directory"));
+  EXPECT_EQ(Stats().latest_weight_version(), 5);
+}
+
 TEST_F(CacheServiceTest, ALateSubscriberStartsAtTheNewestVersion) {
   for (int64_t v = 1; v <= 3; ++v) ASSERT_TRUE(Publish(*stub_, EncodeFull(MakeSet(v))).ok());
   Subscriber late(stub_.get(), 0, /*accept_delta=*/true);
@@ -353,7 +394,10 @@ TEST_F(CacheServiceTest, BrokenPublishesLeaveNothingVisible) {
     EXPECT_THAT(s.error_message(), HasSubstr("before the trailer"));
   }
   EXPECT_EQ(Stats().latest_weight_version(), 0);
-  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/weights"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/weights/incoming"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_ + "/weights"),
+                          std::filesystem::directory_iterator()),
+            1);  // incoming/ alone
   grpc::ClientContext context;
   auto reader = stub_->GetWeights(&context, {});
   v1::WeightChunk chunk;

@@ -3,6 +3,9 @@
 // restart that continues from the kept files, and waiting for a newer version.
 #include "cache_service/weight_store.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,9 +14,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 
+#include "common/core/hash.h"
+#include "common/weights/weight_file.h"
 #include "tests/cache_service/weight_testing.h"
 
 namespace deepsearch {
@@ -38,8 +44,14 @@ class WeightStoreTest : public ::testing::Test {
   }
   std::vector<std::string> Files() const {
     std::vector<std::string> names;
+    // The store's files, and anything left in its import directory as "incoming/<name>".
     for (const auto& e : std::filesystem::directory_iterator(dir_)) {
-      names.push_back(e.path().filename().string());
+      if (e.path().filename() != "incoming") names.push_back(e.path().filename().string());
+    }
+    // Spares are named ".spare-<pid>.<n>": listed as "incoming/.spare".
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/incoming")) {
+      const std::string name = e.path().filename().string();
+      names.push_back("incoming/" + (name.starts_with(".spare-") ? ".spare" : name));
     }
     std::sort(names.begin(), names.end());
     return names;
@@ -54,8 +66,9 @@ TEST_F(WeightStoreTest, KeepsTheNewestVersionsInOrder) {
   for (int64_t v : {1, 2, 5}) ASSERT_TRUE(store->Publish(EncodeFull(MakeSet(v))).ok());
   EXPECT_EQ(store->latest_version(), 5);
   EXPECT_THAT(store->versions(), ElementsAre(2, 5));
-  EXPECT_THAT(Files(),
-              ElementsAre("weights-000000000002.safetensors", "weights-000000000005.safetensors"));
+  // Version 1's file was retired as a spare for the next write to reuse.
+  EXPECT_THAT(Files(), ElementsAre("incoming/.spare", "weights-000000000002.safetensors",
+                                   "weights-000000000005.safetensors"));
   ExpectSameSet(**store->Get(2), MakeSet(2));
   ExpectSameSet(**store->Get(5), MakeSet(5));
   auto gone = store->Get(1);
@@ -162,6 +175,34 @@ TEST_F(WeightStoreTest, ARestartContinuesFromTheKeptFiles) {
   EXPECT_TRUE(absl::IsFailedPrecondition(store->Publish(EncodeFull(MakeSet(1, 64)))));
 }
 
+TEST_F(WeightStoreTest, ATornNewestFileIsSetAsideAndTheStoreContinuesBeforeIt) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->Publish(EncodeFull(MakeSet(1))).ok());
+    ASSERT_TRUE(store->Publish(EncodeFull(MakeSet(2))).ok());
+  }
+  // Version 2 as a machine crash before its fsync could leave it: one byte of data differs.
+  const std::string path = dir_ + "/weights-000000000002.safetensors";
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-10, std::ios::end);
+    const char c = static_cast<char>(f.get());
+    f.seekp(-10, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  auto store = Open();
+  EXPECT_EQ(store->latest_version(), 1);
+  EXPECT_THAT(store->versions(), ElementsAre(1));
+  EXPECT_THAT(Files(), ElementsAre("weights-000000000001.safetensors",
+                                   "weights-000000000002.safetensors.corrupt"));
+  auto one = store->Get(1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ExpectSameSet(**one, MakeSet(1));
+  // The version can be published again (the learner republishes what was not acknowledged).
+  EXPECT_TRUE(store->Publish(EncodeFull(MakeSet(2))).ok());
+  EXPECT_EQ(store->latest_version(), 2);
+}
+
 TEST_F(WeightStoreTest, ACorruptedFileIsReportedByName) {
   {
     auto store = Open();
@@ -175,11 +216,11 @@ TEST_F(WeightStoreTest, ACorruptedFileIsReportedByName) {
     f.seekp(-10, std::ios::end);
     f.put(static_cast<char>(c ^ 0x10));
   }
-  auto store = WeightStore::Open({.dir = dir_});
-  ASSERT_FALSE(store.ok());
-  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
-  EXPECT_THAT(store.status().message(), HasSubstr(path));
-  EXPECT_THAT(store.status().message(), HasSubstr("checksum"));
+  auto read = ReadWeightFile(path, {.version = 1});
+  ASSERT_FALSE(read.ok());
+  EXPECT_TRUE(absl::IsDataLoss(read.status())) << read.status();
+  EXPECT_THAT(read.status().message(), HasSubstr(path));
+  EXPECT_THAT(read.status().message(), HasSubstr("tensor 'model.norm.weight' has checksum"));
 }
 
 TEST_F(WeightStoreTest, WaitNewerWakesOnPublishTimeoutAndClose) {
@@ -200,6 +241,173 @@ TEST_F(WeightStoreTest, WaitNewerWakesOnPublishTimeoutAndClose) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   EXPECT_TRUE(store->closed());
   closer.join();
+}
+
+}  // namespace
+}  // namespace deepsearch
+
+namespace deepsearch {
+namespace {
+
+// A version as the learner's publisher hands it over on the same host: a weight file written
+// into the import directory, named by reference.
+EncodedWeights WrittenForImport(const WeightStore& store, const WeightSet& set,
+                                const std::string& name = "") {
+  EncodedWeights e = FileReference(
+      set, store.import_dir() + "/" +
+               (name.empty() ? absl::StrCat("v", set.version, ".safetensors") : name));
+  EXPECT_TRUE(WriteWeightFile(set, e.file_path, /*sync=*/false).ok());
+  return e;
+}
+
+class WeightImportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(absl::StrCat(::testing::TempDir(), "/weight_import_", ::getpid()))
+               .lexically_normal()
+               .string();
+    std::filesystem::remove_all(dir_);
+    store_ = *WeightStore::Open({.dir = dir_ + "/store", .keep_versions = 2});
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::vector<std::string> Incoming() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(store_->import_dir())) {
+      const std::string name = e.path().filename().string();
+      names.push_back(name.starts_with(".spare-") ? ".spare" : name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  std::string dir_;
+  std::unique_ptr<WeightStore> store_;
+};
+
+TEST_F(WeightImportTest, AFileInTheImportDirectoryIsMovedInAndServedByReference) {
+  EXPECT_EQ(store_->import_dir(), dir_ + "/store/incoming");
+  ASSERT_TRUE(store_->Publish(WrittenForImport(*store_, MakeSet(1))).ok());
+  EXPECT_EQ(store_->latest_version(), 1);
+  EXPECT_TRUE(Incoming().empty());  // moved, not copied
+  auto got = store_->Get(1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameSet(**got, MakeSet(1));
+  EXPECT_NE((*got)->mapping, nullptr);  // the store views its file
+  auto reference = store_->FileReference(1);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  EXPECT_EQ((*reference)->encoding, WeightEncoding::kFile);
+  EXPECT_EQ((*reference)->file_path, dir_ + "/store/weights-000000000001.safetensors");
+  // What a subscriber on this host does with the reference: map the file, check it.
+  auto decoded = DecodeWeights(**reference, nullptr);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ExpectSameSet(*decoded, MakeSet(1));
+  // A restart reads the moved file back.
+  store_.reset();
+  store_ = *WeightStore::Open({.dir = dir_ + "/store", .keep_versions = 2});
+  ExpectSameSet(**store_->Get(1), MakeSet(1));
+  EXPECT_TRUE(absl::IsNotFound(store_->FileReference(7).status()));
+}
+
+TEST_F(WeightImportTest, FilesOutsideTheImportDirectoryAreRefusedAndLeftAlone) {
+  const WeightSet set = MakeSet(1);
+  EncodedWeights e = WrittenForImport(*store_, set);
+  const std::string outside = dir_ + "/elsewhere.safetensors";
+  std::filesystem::rename(e.file_path, outside);
+  for (const std::string& path : {outside, std::string("relative.safetensors"),
+                                  store_->import_dir() + "/../weights-000000000001.safetensors"}) {
+    e.file_path = path;
+    const absl::Status s = store_->Publish(e);
+    EXPECT_FALSE(s.ok()) << path;
+    EXPECT_THAT(s.message(), HasSubstr(path));
+  }
+  EXPECT_TRUE(std::filesystem::exists(outside));
+  // A symbolic link in the import directory is not a regular file.
+  e.file_path = store_->import_dir() + "/link.safetensors";
+  std::filesystem::create_symlink(outside, e.file_path);
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->Publish(e)));
+  EXPECT_EQ(store_->latest_version(), 0);
+  EXPECT_EQ(store_->stats().publish_rejected, 4);
+}
+
+TEST_F(WeightImportTest, ACorruptOrMismatchedFileIsRefusedDeletedAndNothingBecomesVisible) {
+  {  // One byte of data differs from what the header's manifest says.
+    EncodedWeights e = WrittenForImport(*store_, MakeSet(1));
+    std::fstream f(e.file_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');
+    f.close();
+    const absl::Status s = store_->Publish(e);
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(s.message(), HasSubstr("tensor 'model.norm.weight' has checksum"));
+  }
+  {  // The file holds another version than the header names.
+    EncodedWeights e = WrittenForImport(*store_, MakeSet(2));
+    e.version = 3;
+    const absl::Status s = store_->Publish(e);
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(s.message(), HasSubstr("holds version 2, expected 3"));
+  }
+  {  // The header's manifest is another set's.
+    EncodedWeights e = WrittenForImport(*store_, MakeSet(4));
+    e.tensors = MakeSet(5).tensors;
+    const absl::Status s = store_->Publish(e);
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(s.message(), HasSubstr("expected 'model.embed_tokens.weight'"));
+  }
+  EXPECT_EQ(store_->latest_version(), 0);
+  EXPECT_TRUE(Incoming().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/store/weights-000000000003.safetensors"));
+}
+
+TEST_F(WeightImportTest, PrunedFilesBecomeSparesUnlessMappedAndWritesReuseThem) {
+  for (int64_t v = 1; v <= 2; ++v)
+    ASSERT_TRUE(store_->Publish(WrittenForImport(*store_, MakeSet(v))).ok());
+  // A reader maps version 1 (as a subscriber on this host does), then version 3 prunes it.
+  auto reader = ReadWeightFile(dir_ + "/store/weights-000000000001.safetensors", {.version = 1});
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(store_->Publish(WrittenForImport(*store_, MakeSet(3))).ok());
+  EXPECT_TRUE(Incoming().empty());  // deleted, not retired: the reader's mapping holds it
+  ExpectSameSet(*reader, MakeSet(1));
+  reader = absl::UnknownError("released");
+  // Nobody maps version 2: pruned by version 4, it becomes a spare...
+  ASSERT_TRUE(store_->Publish(EncodeFull(MakeSet(4))).ok());
+  EXPECT_THAT(Incoming(), ElementsAre(".spare"));
+  // ...that the next write overwrites in place (the same inode, its pages reused).
+  const std::string spare = SpareWeightFile(store_->import_dir());
+  ASSERT_FALSE(spare.empty());
+  const auto inode = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_ino;
+  };
+  const ino_t spare_inode = inode(spare);
+  ASSERT_TRUE(store_->Publish(EncodeFull(MakeSet(5))).ok());  // prunes 3 (spare), uses 2's
+  EXPECT_EQ(inode(dir_ + "/store/weights-000000000005.safetensors"), spare_inode);
+  ExpectSameSet(**store_->Get(5), MakeSet(5));
+  store_.reset();
+  store_ = *WeightStore::Open({.dir = dir_ + "/store", .keep_versions = 2});
+  ExpectSameSet(**store_->Get(5), MakeSet(5));
+  ExpectSameSet(**store_->Get(4), MakeSet(4));
+}
+
+TEST_F(WeightImportTest, AWriterNeverOverwritesASpareThatIsStillMapped) {
+  const std::string dir = store_->import_dir();
+  WeightSet one = MakeSet(1);
+  ASSERT_TRUE(WriteWeightFile(one, dir + "/a.safetensors", false).ok());
+  ASSERT_TRUE(RetireWeightFile(dir + "/a.safetensors", dir, 2).ok());
+  const std::string spare = SpareWeightFile(dir);
+  ASSERT_FALSE(spare.empty());
+  auto reader = ReadWeightFile(spare, {.version = 1});  // maps it: shared lock
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(WriteWeightFile(MakeSet(2), dir + "/b.safetensors", false, spare).ok());
+  ExpectSameSet(*reader, one);  // untouched: b went to a new file
+  auto b = ReadWeightFile(dir + "/b.safetensors", {.version = 2});
+  ASSERT_TRUE(b.ok()) << b.status();
+  ExpectSameSet(*b, MakeSet(2));
+  // A file a reader maps is deleted rather than retired.
+  ASSERT_TRUE(RetireWeightFile(dir + "/b.safetensors", dir, 2).ok());
+  EXPECT_TRUE(SpareWeightFile(dir).empty());
+  ExpectSameSet(*b, MakeSet(2));
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ inline void ExpectSameSet(const WeightSet& a, const WeightSet& b) {
   EXPECT_EQ(a.version, b.version);
   EXPECT_EQ(a.model_config_json, b.model_config_json);
   EXPECT_EQ(a.tensors, b.tensors);
-  EXPECT_TRUE(a.payload == b.payload);
+  EXPECT_TRUE(a.data() == b.data());
 }
 
 }  // namespace deepsearch

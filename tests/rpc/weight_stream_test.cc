@@ -294,5 +294,60 @@ TEST(WeightStreamTest, ChunkAfterTrailerWaitsForTake) {
   EXPECT_TRUE(assembler.complete());
 }
 
+// A FILE-encoded version: header, one file chunk, trailer; no data bytes.
+EncodedWeights FileReference() {
+  EncodedWeights w = SampleWeights();
+  w.encoding = WeightEncoding::kFile;
+  w.data.clear();
+  w.data_checksum = Hash64(std::string_view());
+  w.file_path = "/store/weights-000000000008.safetensors";
+  return w;
+}
+
+TEST(WeightStreamTest, AFileReferenceTravelsAsHeaderFileAndTrailer) {
+  const EncodedWeights reference = FileReference();
+  const std::vector<v1::WeightChunk> chunks = Chunks(reference, 64);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].header().encoding(), v1::WEIGHT_ENCODING_FILE);
+  EXPECT_EQ(chunks[0].header().encoded_bytes(), 0u);
+  EXPECT_EQ(chunks[1].file().path(), reference.file_path);
+  WeightChunkAssembler assembler(1 << 20);
+  ASSERT_TRUE(Feed(assembler, chunks).ok());
+  ASSERT_TRUE(assembler.complete());
+  const EncodedWeights received = assembler.Take();
+  EXPECT_EQ(received.encoding, WeightEncoding::kFile);
+  EXPECT_EQ(received.file_path, reference.file_path);
+  EXPECT_EQ(received.tensors, reference.tensors);
+  EXPECT_TRUE(received.data.empty());
+}
+
+TEST(WeightStreamTest, MalformedFileReferencesAreRefused) {
+  const std::vector<v1::WeightChunk> file = Chunks(FileReference(), 64);
+  const std::vector<v1::WeightChunk> full = Chunks(SampleWeights(), 64);
+  v1::WeightChunk announced = file[0];
+  announced.mutable_header()->set_encoded_bytes(10);
+  v1::WeightChunk no_path = file[1];
+  no_path.mutable_file()->clear_path();
+  const struct {
+    std::vector<v1::WeightChunk> chunks;
+    std::string message;
+  } cases[] = {
+      {{file[1]}, "a file chunk before the header"},
+      {{full[0], file[1]}, "a file chunk in a stream that is not FILE-encoded"},
+      {{announced}, "FILE-encoded, yet 10 encoded bytes announced"},
+      {{file[0], file[1], file[1]}, "a second file chunk"},
+      {{file[0], no_path}, "a file chunk without a path"},
+      {{file[0], file[2]}, "the trailer of a FILE-encoded stream before its file chunk"},
+      {{file[0], full[1]}, "bytes of data, more than the 0 the header announced"},
+  };
+  for (const auto& c : cases) {
+    WeightChunkAssembler assembler(1 << 20);
+    const absl::Status s = Feed(assembler, c.chunks);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.message << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr(c.message));
+    EXPECT_FALSE(assembler.complete());
+  }
+}
+
 }  // namespace
 }  // namespace deepsearch::rpc
