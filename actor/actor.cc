@@ -641,7 +641,9 @@ void Actor::WeightLoop() {
       EncodedWeights encoded = assembler.Take();
       const int64_t version = encoded.version;
       const WeightEncoding encoding = encoded.encoding;
-      const uint64_t bytes = encoded.data.size();
+      // Received bytes; for a file reference, the mapped set's.
+      const uint64_t bytes =
+          encoded.encoding == WeightEncoding::kFile ? encoded.total_bytes : encoded.data.size();
       const auto begin = std::chrono::steady_clock::now();
       absl::StatusOr<WeightSet> set = DecodeWeights(std::move(encoded), held ? &*held : nullptr);
       if (!set.ok() && encoding == WeightEncoding::kFile) {

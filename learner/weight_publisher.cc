@@ -51,6 +51,11 @@ absl::Status CacheWeightPublisher::Publish(const WeightSet& weights) {
   writer->WritesDone();
   const grpc::Status status = writer->Finish();
   if (!status.ok()) {
+    // A file the cache never took (the call failed before it read it) would stay behind.
+    if (!encoded.file_path.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(encoded.file_path, ec);
+    }
     const absl::Status s = rpc::FromGrpcStatus(status);
     return absl::Status(s.code(), absl::StrCat("publishing weight version ", weights.version,
                                                " to ", client_.target(), ": ", s.message()));
