@@ -82,8 +82,9 @@ struct WeightStoreStats {
 
 class WeightStore {
  public:
-  // Creates `dir` when absent and loads the versions kept there. Errors name the file: an
-  // unreadable or corrupted version file (its checksum does not match).
+  // Creates `dir` and the import directory when absent and loads the versions kept there
+  // (the newest ones that do not read back whole are set aside; see the file comment).
+  // Errors name the directory or file: one that cannot be created, listed or read.
   static absl::StatusOr<std::unique_ptr<WeightStore>> Open(WeightStoreOptions options);
 
   // Decodes, checks and stores one version (see the file comment). A version already stored
@@ -91,8 +92,12 @@ class WeightStore {
   // AlreadyExists: a learner resumed from a checkpoint republishes what it published before.
   // Errors: FailedPrecondition for a kept version with other weights, any other version not
   // newer than the newest, a delta whose base is not kept; DataLoss and
-  // InvalidArgument from decoding (the message names what did not match); the file system's
-  // error when writing fails. On any error nothing becomes visible.
+  // InvalidArgument from decoding (the message names what did not match); for a file
+  // reference, PermissionDenied for a path outside the import directory, InvalidArgument for
+  // one that is not a regular file, DataLoss for a file that does not hold the header's
+  // version and manifest (such a file is deleted); the file system's error when writing
+  // fails. On any error nothing becomes visible. An error after the version became visible
+  // (the fsync failed) says so: the version stays, not yet durable.
   absl::Status Publish(EncodedWeights encoded);
 
   // The newest version (0: none).
