@@ -180,26 +180,24 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     ++stats_.publish_rejected;
     return status;
   };
-  int64_t latest = 0;
+  int64_t latest = 0, oldest = 0;
   bool kept = false;
   {
     absl::MutexLock lock(&mu_);
     latest = versions_.empty() ? 0 : versions_.back();
+    oldest = versions_.empty() ? 0 : versions_.front();
     kept = std::find(versions_.begin(), versions_.end(), version) != versions_.end();
   }
   if (version <= 0) {
     return refuse(absl::InvalidArgumentError(
         absl::StrCat("weight version ", version, ": versions start at 1")));
   }
-  if (version < latest && !kept) {
-    const std::vector<int64_t> kept_versions = versions();
-    if (!kept_versions.empty() && version < kept_versions.front()) {
-      // A learner that resumed from an older checkpoint republishes what it had published.
-      discard_import();
-      return absl::AlreadyExistsError(absl::StrCat("weight version ", version,
-                                                   " is older than every kept version (oldest ",
-                                                   kept_versions.front(), "); nothing to store"));
-    }
+  if (version < oldest) {
+    // A learner that resumed from an older checkpoint republishes what it had published.
+    discard_import();
+    return absl::AlreadyExistsError(absl::StrCat("weight version ", version,
+                                                 " is older than every kept version (oldest ",
+                                                 oldest, "); nothing to store"));
   }
   if (kept) {
     // The same version again: fine when it is the same weights (a restarted learner), refused
@@ -309,12 +307,9 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
         RetireWeightFile(PathOf(v), options_.import_dir, options_.spare_files);
     if (!retired.ok()) log::Warning("weight store: {}", retired.message());
   }
-  const absl::Status durable = file_synced.valid()
-                                   ? [&] {
-                                       absl::Status s = file_synced.get();
-                                       return s.ok() ? SyncDirectory(options_.dir) : s;
-                                     }()
-                                   : SyncWeightFile(path);
+  // An imported file's fsync is already under way; a written one's starts here.
+  absl::Status durable = file_synced.valid() ? file_synced.get() : SyncFile(path);
+  if (durable.ok()) durable = SyncDirectory(options_.dir);
   if (const absl::Status& s = durable; !s.ok()) {
     // Visible but not durable: a restart may set it aside (Open). The publisher hears of it.
     return Annotate(s, absl::StrCat("weight version ", version, " is visible but not durable"));
@@ -324,9 +319,7 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
 
 absl::StatusOr<std::shared_ptr<const EncodedWeights>> WeightStore::FileReference(int64_t version) {
   DS_ASSIGN_OR_RETURN(std::shared_ptr<const WeightSet> set, Get(version));
-  auto reference =
-      std::make_shared<EncodedWeights>(deepsearch::FileReference(*set, PathOf(version)));
-  return std::shared_ptr<const EncodedWeights>(std::move(reference));
+  return std::make_shared<const EncodedWeights>(deepsearch::FileReference(*set, PathOf(version)));
 }
 
 int64_t WeightStore::latest_version() const {

@@ -42,42 +42,27 @@ std::string Describe(const WeightTensor& t) {
                       t.offset, "+", t.size, " xxh3 ", HashHex64(t.checksum));
 }
 
-// Fills each tensor's checksum from the file's bytes at `data_offset` + its offset (the tensors
-// tile the data section in order), read through a buffer that stays in cache.
+// Fills each tensor's checksum from the file's bytes at `data_offset` + its offset, read
+// through a buffer that stays in cache.
 absl::Status HashTensors(int fd, uint64_t data_offset, const std::string& path,
                          std::vector<WeightTensor>& tensors) {
   constexpr size_t kBuffer = size_t{1} << 20;
   std::unique_ptr<char[]> buffer(new char[kBuffer]);
-  size_t next = 0;  // the tensor being hashed
-  while (next < tensors.size() && tensors[next].size == 0) tensors[next++].checksum = Hash64({});
-  if (next == tensors.size()) return absl::OkStatus();
-  auto hash = std::make_unique<StreamingHash64>();
-  uint64_t left = tensors[next].size;  // bytes of tensors[next] not hashed yet
-  uint64_t position = 0;               // in the data section
-  const uint64_t end = tensors.back().offset + tensors.back().size;
-  while (position < end) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kBuffer, end - position));
-    const ssize_t got = ::pread(fd, buffer.get(), want, static_cast<off_t>(data_offset + position));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return ErrnoError(errno, "cannot read", path);
-    if (got == 0) {
-      return absl::DataLossError(absl::StrCat("weight file ", path, ": ends inside its data"));
+  for (WeightTensor& t : tensors) {
+    StreamingHash64 hash;
+    for (uint64_t done = 0; done < t.size;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(kBuffer, t.size - done));
+      const ssize_t got =
+          ::pread(fd, buffer.get(), want, static_cast<off_t>(data_offset + t.offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return ErrnoError(errno, "cannot read", path);
+      if (got == 0) {
+        return absl::DataLossError(absl::StrCat("weight file ", path, ": ends inside its data"));
+      }
+      hash.Update(buffer.get(), static_cast<size_t>(got));
+      done += static_cast<uint64_t>(got);
     }
-    std::string_view piece(buffer.get(), static_cast<size_t>(got));
-    position += piece.size();
-    while (!piece.empty()) {
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(left, piece.size()));
-      hash->Update(piece.substr(0, take));
-      piece.remove_prefix(take);
-      left -= take;
-      if (left > 0) continue;
-      tensors[next++].checksum = hash->Digest();
-      while (next < tensors.size() && tensors[next].size == 0)
-        tensors[next++].checksum = Hash64({});
-      if (next == tensors.size()) break;
-      hash = std::make_unique<StreamingHash64>();
-      left = tensors[next].size;
-    }
+    t.checksum = hash.Digest();
   }
   return absl::OkStatus();
 }

@@ -89,14 +89,17 @@ v1::Solution SolutionOf(uint64_t seed) {
 // it. Stop() cancels the stream.
 class Subscriber {
  public:
-  Subscriber(v1::CacheService::Stub* stub, int64_t have, bool accept_delta, bool slow = false,
-             bool accept_file = false)
-      : slow_(slow) {
+  struct How {
+    bool accept_delta = false;
+    bool accept_file = false;
+    bool slow = false;  // reads nothing until Release()
+  };
+  Subscriber(v1::CacheService::Stub* stub, int64_t have, How how) : slow_(how.slow) {
     v1::SubscribeWeightsRequest request;
     request.set_subscriber_id("test");
     request.set_have_version(have);
-    request.set_accept_delta(accept_delta);
-    request.set_accept_file(accept_file);
+    request.set_accept_delta(how.accept_delta);
+    request.set_accept_file(how.accept_file);
     reader_ = stub->SubscribeWeights(&context_, request);
     thread_ = std::thread([this] { Run(); });
   }
@@ -250,8 +253,8 @@ TEST_F(CacheServiceTest, OversizedRequestsAreRefusedWithTheLimitNamed) {
 }
 
 TEST_F(CacheServiceTest, SubscribersGetEveryVersionInOrderBitExact) {
-  Subscriber full(stub_.get(), 0, /*accept_delta=*/false);
-  Subscriber delta(stub_.get(), 0, /*accept_delta=*/true);
+  Subscriber full(stub_.get(), 0, {.accept_delta = false});
+  Subscriber delta(stub_.get(), 0, {.accept_delta = true});
   for (int64_t v = 1; v <= 4; ++v) {
     ASSERT_TRUE(Publish(*stub_, EncodeFull(MakeSet(v))).ok());
     // One version at a time, so neither subscriber has a reason to skip.
@@ -273,8 +276,8 @@ TEST_F(CacheServiceTest, SubscribersGetEveryVersionInOrderBitExact) {
 // The same-host path: the publisher writes each version into the import directory and names
 // it; a subscriber that shares the file system is named the stored file, which it maps.
 TEST_F(CacheServiceTest, OnTheSameHostVersionsTravelAsFileReferencesBitExact) {
-  Subscriber by_file(stub_.get(), 0, /*accept_delta=*/true, /*slow=*/false, /*accept_file=*/true);
-  Subscriber streamed(stub_.get(), 0, /*accept_delta=*/false);
+  Subscriber by_file(stub_.get(), 0, {.accept_delta = true, .accept_file = true});
+  Subscriber streamed(stub_.get(), 0, {.accept_delta = false});
   for (int64_t v = 1; v <= 5; ++v) {
     const WeightSet set = MakeSet(v);
     const EncodedWeights reference =
@@ -309,7 +312,7 @@ TEST_F(CacheServiceTest, OnTheSameHostVersionsTravelAsFileReferencesBitExact) {
 
 TEST_F(CacheServiceTest, ALateSubscriberStartsAtTheNewestVersion) {
   for (int64_t v = 1; v <= 3; ++v) ASSERT_TRUE(Publish(*stub_, EncodeFull(MakeSet(v))).ok());
-  Subscriber late(stub_.get(), 0, /*accept_delta=*/true);
+  Subscriber late(stub_.get(), 0, {.accept_delta = true});
   ASSERT_TRUE(late.WaitFor(3));
   ASSERT_EQ(late.sets().size(), 1u);
   ExpectSameSet(late.sets()[0], MakeSet(3));
@@ -342,8 +345,8 @@ TEST_F(CacheServiceTest, ALateSubscriberStartsAtTheNewestVersion) {
 TEST_F(CacheServiceTest, ASlowSubscriberBlocksNobodyAndSkipsToTheNewest) {
   constexpr int kN = 1 << 20;  // 6 MiB versions: far beyond the slow stream's 64 KiB window
   auto slow_stub = Connect(server_->dial_address(), /*small_window=*/true);
-  Subscriber slow(slow_stub.get(), 0, /*accept_delta=*/false, /*slow=*/true);
-  Subscriber fast(stub_.get(), 0, /*accept_delta=*/false);
+  Subscriber slow(slow_stub.get(), 0, {.accept_delta = false, .slow = true});
+  Subscriber fast(stub_.get(), 0, {.accept_delta = false});
   for (int64_t v = 1; v <= 5; ++v) {
     ASSERT_TRUE(Publish(*stub_, EncodeFull(MakeSet(v, kN))).ok()) << "version " << v;
   }
