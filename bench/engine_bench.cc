@@ -1,7 +1,8 @@
 // The inference engine on an MCTS-shaped workload, against plain batched decoding:
 //
 //   build/bench/engine_bench [--trees 64] [--width 8] [--depth 16] [--step 32] [--expansions 16]
-//                            [--prompt 64] [--preset small] [--kv-budget-mb 1024]
+//                            [--prompt 64] [--preset small] [--vocab 128] [--kv-budget-mb 1024]
+//                            [--device cpu] [--dtype float32] [--plain-batch 0] [--max-batch 256]
 //
 // Each of `trees` trees starts from its own random prompt and runs `expansions` expansions:
 // a frontier node chosen at random (its depth below --depth) is expanded into `width`
@@ -12,10 +13,16 @@
 // Reported: tokens computed / tokens sampled beyond each prompt's first prefill (what the
 // prefix cache saves: an expansion should compute only its own new tokens), and the
 // engine's throughput / plain batched decoding's (model Step over a fixed batch, no engine)
-// at the engine's mean decode batch and the workload's mean context.
+// at the engine's mean decode batch (or --plain-batch) and the workload's mean context.
+//
+// On a GPU (--device cuda --dtype bfloat16 --preset qwen2.5-1.5b --vocab 151936) decoding is
+// bound by memory bandwidth: plain decoding's bytes read per step (every weight once, plus
+// the batch's cached keys and values) per second is quoted against the device's copy
+// bandwidth measured in the same run. On the CPU the ceiling is sgemm GFLOP/s.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -39,9 +46,34 @@ double Now() {
 struct Options {
   int trees = 64, width = 8, depth = 16, step = 32, expansions = 16, prompt = 64;
   std::string preset = "small";
+  int64_t vocab = 128;
   int64_t kv_budget_mb = 1024;
+  std::string device = "cpu";
+  std::string dtype = "float32";
+  int64_t plain_batch = 0;  // 0: the engine's mean decode batch
+  int32_t max_batch = 256;
   uint64_t seed = 1;
 };
+
+// The project's presets (Qwen2Config::Preset), and the shape of Qwen2.5-1.5B
+// (config.json of the released model: 28 layers, hidden 1536, 12 heads, 2 KV heads).
+absl::StatusOr<Qwen2Config> BenchConfig(const std::string& preset, int64_t vocab) {
+  if (preset != "qwen2.5-1.5b") return Qwen2Config::Preset(preset, vocab);
+  Qwen2Config c;
+  c.vocab_size = vocab;
+  c.hidden_size = 1536;
+  c.intermediate_size = 8960;
+  c.num_hidden_layers = 28;
+  c.num_attention_heads = 12;
+  c.num_key_value_heads = 2;
+  c.head_dim = 128;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.max_position_embeddings = 32768;
+  c.tie_word_embeddings = true;
+  c.dtype = "bfloat16";
+  return c;
+}
 
 // One tree's state, touched only from engine callbacks (one at a time) and, before its first
 // submission, the main thread.
@@ -54,6 +86,7 @@ struct Tree {
 };
 
 // Plain batched decoding: B sequences with `context` cached positions, `steps` decode steps.
+// Tokens per second; each step reads the sampled tokens back to the host, as the engine does.
 double PlainDecodeTokensPerSecond(const Qwen2Model& model, int64_t batch, int64_t context,
                                   int64_t steps) {
   KvCache cache = model.NewCache(batch * ((context + steps) / KvCache::kBlock + 2));
@@ -67,42 +100,77 @@ double PlainDecodeTokensPerSecond(const Qwen2Model& model, int64_t batch, int64_
   at::Tensor logits = *model.Step(cache, inputs);
   std::vector<int32_t> tokens(static_cast<size_t>(batch));
   std::vector<StepInput> step(static_cast<size_t>(batch));
-  const double t0 = Now();
-  for (int64_t s = 0; s < steps; ++s) {
-    const at::Tensor next = logits.argmax(-1).to(at::kInt).contiguous();
+  auto sample = [&] {
+    const at::Tensor next = logits.narrow(-1, 0, 100).argmax(-1).to(at::kCPU, at::kInt);
     for (int64_t b = 0; b < batch; ++b) {
       tokens[static_cast<size_t>(b)] = next.data_ptr<int32_t>()[b];
       step[static_cast<size_t>(b)] = {
           inputs[static_cast<size_t>(b)].sequence,
           absl::Span<const int32_t>(&tokens[static_cast<size_t>(b)], 1)};
     }
+  };
+  sample();
+  logits = *model.Step(cache, step);  // warm-up: the first decode step sets up the kernels
+  const double t0 = Now();
+  for (int64_t s = 1; s < steps; ++s) {
+    sample();
     logits = *model.Step(cache, step);
   }
-  return static_cast<double>(batch * steps) / (Now() - t0);
+  sample();  // waits for the last step
+  return static_cast<double>(batch * (steps - 1)) / (Now() - t0);
 }
 
 int Run(const Options& o) {
   if (!ConfigureTorchRuntime(RuntimeConfig{}).ok()) return 1;
-  at::NoGradGuard no_grad;
-  const double sgemm = MeasureSgemmGflops();
-  auto config = Qwen2Config::Preset(o.preset, 128);
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+  c10::NoGradGuard no_grad;
+  auto fail = [](const absl::Status& status) {
+    std::fprintf(stderr, "engine_bench: %s\n", std::string(status.message()).c_str());
     return 1;
+  };
+  auto config = BenchConfig(o.preset, o.vocab);
+  if (!config.ok()) return fail(config.status());
+  ModelOptions model_options;
+  auto device = ParseDevice(o.device);
+  if (!device.ok()) return fail(device.status());
+  auto dtype = ParseModelDtype(o.dtype);
+  if (!dtype.ok()) return fail(dtype.status());
+  model_options.device = *device;
+  model_options.dtype = *dtype;
+  const bool on_cpu = device->is_cpu();
+  // The ceiling of the run: sgemm on the CPU, copy bandwidth on a device.
+  const double sgemm = on_cpu ? MeasureSgemmGflops() : 0;
+  const double copy_gbps = on_cpu ? 0 : MeasureDeviceCopyGBps(device->str());
+
+  auto model = Qwen2Model::Create(*config, model_options);
+  if (!model.ok()) return fail(model.status());
+  (*model)->InitializeRandom(o.seed);
+  // The plain decoder gets the same weights (copied on the device, no second draw).
+  auto reference = Qwen2Model::Create(*config, model_options);
+  if (!reference.ok()) return fail(reference.status());
+  int64_t weight_bytes = 0;
+  {
+    std::map<std::string, at::Tensor> weights;
+    for (auto& [name, tensor] : (*model)->NamedParameters()) {
+      weight_bytes += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+      weights.emplace(name, tensor);
+    }
+    const absl::Status loaded = (*reference)->LoadTensors([&](const std::string& name) {
+      auto it = weights.find(name);
+      return it == weights.end() ? at::Tensor() : it->second;
+    });
+    if (!loaded.ok()) return fail(loaded);
   }
-  auto model = *Qwen2Model::Create(*config, {});
-  model->InitializeRandom(o.seed);
-  auto reference = *Qwen2Model::Create(*config, {});
-  reference->InitializeRandom(o.seed);
 
   EngineOptions options;
-  options.max_batch = 256;
+  options.max_batch = o.max_batch;
   options.max_step_tokens = 4096;
   options.kv_budget_bytes = o.kv_budget_mb << 20;
   options.vocab_limit = 100;
   MetricsRegistry metrics;
   options.metrics = &metrics;
-  auto engine = std::move(*InferenceEngine::Create(std::move(model), 1, options));
+  auto created = InferenceEngine::Create(std::move(*model), 1, options);
+  if (!created.ok()) return fail(created.status());
+  auto engine = std::move(*created);
 
   std::vector<Tree> trees(static_cast<size_t>(o.trees));
   std::atomic<int> running{o.trees};
@@ -168,10 +236,20 @@ int Run(const Options& o) {
   }
   const double mean_context =
       static_cast<double>(prefix_tokens) / static_cast<double>(expansions) + o.step / 2.0;
-  const double plain_tps =
-      PlainDecodeTokensPerSecond(*reference, static_cast<int64_t>(mean_batch + 0.5),
-                                 static_cast<int64_t>(mean_context), o.step);
-  std::printf("sgemm ceiling: %.1f GFLOP/s\n", sgemm);
+  engine.reset();  // frees its KV blocks before the plain decoder allocates its own
+  const int64_t plain_batch =
+      o.plain_batch > 0 ? o.plain_batch : static_cast<int64_t>(mean_batch + 0.5);
+  const double plain_tps = PlainDecodeTokensPerSecond(**reference, plain_batch,
+                                                      static_cast<int64_t>(mean_context), o.step);
+  if (on_cpu) {
+    std::printf("sgemm ceiling: %.1f GFLOP/s\n", sgemm);
+  } else {
+    std::printf("device %s: copy bandwidth %.0f GB/s (read + write)\n", device->str().c_str(),
+                copy_gbps);
+  }
+  std::printf("model: %s, %s, %.2f B parameters, %.2f GB of weights\n", o.preset.c_str(),
+              o.dtype.c_str(), static_cast<double>(config->NumParameters()) / 1e9,
+              static_cast<double>(weight_bytes) / 1e9);
   std::printf(
       "workload: %d trees, %lld expansions (up to %d each), width %d, %d-token steps, depth <= %d, "
       "prompt %d, preset %s\n",
@@ -195,9 +273,24 @@ int Run(const Options& o) {
               ratio);
   std::printf(
       "engine %.0f tok/s at mean decode batch %.1f, mean context %.0f; plain batched decoding %.0f "
-      "tok/s\n",
-      engine_tps, mean_batch, mean_context, plain_tps);
+      "tok/s at batch %lld\n",
+      engine_tps, mean_batch, mean_context, plain_tps, static_cast<long long>(plain_batch));
   std::printf("engine / plain: %.2f   (target >= 0.8)\n", engine_tps / plain_tps);
+  if (!on_cpu) {
+    // A decode step reads every weight once and each sequence's cached keys and values (K and
+    // V of every layer over the mean context, which counts half the steps taken).
+    const double kv_bytes_per_token =
+        2.0 *
+        static_cast<double>(config->num_hidden_layers * config->num_key_value_heads *
+                            config->head_dim) *
+        static_cast<double>(at::elementSize(*dtype));
+    const double step_bytes = static_cast<double>(weight_bytes) +
+                              static_cast<double>(plain_batch) * mean_context * kv_bytes_per_token;
+    const double read_gbps = step_bytes * plain_tps / static_cast<double>(plain_batch) / 1e9;
+    std::printf(
+        "plain decoding reads %.2f GB per step: %.0f GB/s, %.2f of the device's copy bandwidth\n",
+        step_bytes / 1e9, read_gbps, read_gbps / copy_gbps);
+  }
   return 0;
 }
 
@@ -213,8 +306,16 @@ int main(int argc, char** argv) {
   app.add_option("--step", o.step)->capture_default_str();
   app.add_option("--expansions", o.expansions, "Expansions per tree")->capture_default_str();
   app.add_option("--prompt", o.prompt)->capture_default_str();
-  app.add_option("--preset", o.preset)->capture_default_str();
+  app.add_option("--preset", o.preset, "tiny, small or qwen2.5-1.5b")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "Vocabulary size of the model")->capture_default_str();
   app.add_option("--kv-budget-mb", o.kv_budget_mb)->capture_default_str();
+  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "float32, bfloat16 or float16")->capture_default_str();
+  app.add_option("--plain-batch", o.plain_batch,
+                 "Batch of plain decoding (0: the engine's mean decode batch)")
+      ->capture_default_str();
+  app.add_option("--max-batch", o.max_batch, "The engine's decode batch limit")
+      ->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return deepsearch::bench::Run(o);

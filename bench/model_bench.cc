@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!ConfigureTorchRuntime(RuntimeConfig{}).ok()) return 1;
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
 
   const bench::SgemmCeiling ceiling = bench::MeasureSgemm();
   const double sgemm = ceiling.best();

@@ -65,4 +65,23 @@ double MeasureMemcpyGBps(size_t bytes, int repeats) {
   return static_cast<double>(bytes) / best / 1e9;
 }
 
+double MeasureDeviceCopyGBps(const std::string& device, size_t bytes, int repeats) {
+  const auto options = at::TensorOptions().dtype(at::kByte).device(at::Device(device));
+  const int64_t n = static_cast<int64_t>(bytes);
+  const at::Tensor src = at::ones({n}, options);
+  at::Tensor dst = at::empty({n}, options);
+  auto copy = [&] {
+    dst.copy_(src);
+    return dst[n - 1].item<uint8_t>();  // a device-to-host read: waits for the copy
+  };
+  copy();  // warm-up
+  double best = std::numeric_limits<double>::max();
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    copy();
+    best = std::min(best, Seconds(start, std::chrono::steady_clock::now()));
+  }
+  return 2.0 * static_cast<double>(bytes) / best / 1e9;
+}
+
 }  // namespace deepsearch::bench

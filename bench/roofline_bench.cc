@@ -32,11 +32,11 @@ void BM_Sgemm(benchmark::State& state) {
 }
 BENCHMARK(BM_Sgemm)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
 
-// The project's packed AVX-512 kernel on the same shapes (weights packed once, outside the
-// timed loop).
+// The project's packed kernel (AVX-512 or AVX2, gemm_cpu::KernelName) on the same shapes (weights
+// packed once, outside the timed loop).
 void BM_PackedSgemm(benchmark::State& state) {
   if (!gemm_cpu::Available()) {
-    state.SkipWithError("no AVX-512F on this CPU");
+    state.SkipWithError("neither AVX-512F nor AVX2 with FMA on this CPU");
     return;
   }
   const int64_t n = state.range(0);

@@ -135,7 +135,7 @@ Packing Pack(const std::vector<TrainSequence>& batch, size_t parts, int64_t max_
 
 // Best of `repeats` timings of an n x n x n bfloat16 ATen matmul (after a warm-up), GFLOP/s.
 double MeasureBf16MatmulGflops(int64_t n = 1024, int repeats = 5) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor a = at::randn({n, n}).to(at::kBFloat16);
   const at::Tensor b = at::randn({n, n}).to(at::kBFloat16);
   at::Tensor c = at::matmul(a, b);

@@ -103,7 +103,7 @@ int Main(int argc, char** argv) {
     std::string cells[4];
     for (int packed = 0; packed < 2; ++packed) {
       const double fwd = BestSeconds(repeats, [&] {
-        at::NoGradGuard no_grad;
+        c10::NoGradGuard no_grad;
         (void)op.run(op.inputs, packed != 0);
       });
       const double both = BestSeconds(repeats, [&] {

@@ -1,5 +1,6 @@
-// deepsearch tokenize --tokenizer FILE [--decode] [--allow-special] [--skip-special]:
-// encode stdin lines to JSON arrays of token ids, or decode JSON arrays back to text.
+// deepsearch tokenize --tokenizer FILE [--decode] [--json] [--allow-special] [--skip-special]:
+// encode stdin lines (or, with --json, JSON strings one per line, for texts with line breaks)
+// to JSON arrays of token ids, or decode JSON arrays back to text.
 //
 // One output line per input line, in order. A line that fails (text that is not UTF-8, a
 // line that is not a JSON array of integers, an id the tokenizer does not have) prints
@@ -23,6 +24,7 @@ namespace {
 struct TokenizeArgs {
   std::string tokenizer;
   bool decode = false;
+  bool json = false;
   bool allow_special = false;
   bool skip_special = false;
 };
@@ -56,6 +58,17 @@ absl::StatusOr<std::vector<TokenId>> ParseIds(const std::string& line, const Tok
   return ids;
 }
 
+// The text of a --json line: one JSON string.
+absl::StatusOr<std::string> ParseText(const std::string& line) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (!j.is_string()) return absl::InvalidArgumentError("expected a JSON string");
+    return j.get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("not a JSON string: ", e.what()));
+  }
+}
+
 int Run(const TokenizeArgs& args) {
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = LoadTokenizer(args.tokenizer);
   if (!tokenizer.ok()) {
@@ -76,7 +89,9 @@ int Run(const TokenizeArgs& args) {
         out = ids.status();
       }
     } else {
-      absl::StatusOr<std::vector<TokenId>> ids = (*tokenizer)->Encode(line, args.allow_special);
+      absl::StatusOr<std::string> text = args.json ? ParseText(line) : line;
+      absl::StatusOr<std::vector<TokenId>> ids =
+          text.ok() ? (*tokenizer)->Encode(*text, args.allow_special) : text.status();
       if (ids.ok()) {
         out = nlohmann::json(*ids).dump();
       } else {
@@ -109,6 +124,8 @@ void AddTokenizeCommand(CLI::App& app, int& exit_code) {
   tokenize->add_option("--tokenizer", args->tokenizer, "A Hugging Face tokenizer.json")->required();
   tokenize->add_flag("--decode", args->decode,
                      "Read JSON arrays of ids, write JSON strings (default: encode text)");
+  tokenize->add_flag("--json", args->json,
+                     "Encode: each line is a JSON string (texts with line breaks)");
   tokenize->add_flag("--allow-special", args->allow_special,
                      "Encode: recognise special tokens such as <|im_end|> in the text");
   tokenize->add_flag("--skip-special", args->skip_special, "Decode: leave special tokens out");

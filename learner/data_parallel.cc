@@ -196,7 +196,7 @@ class ProcessGroupReducer final : public GradientReducer {
 
   absl::Status AllReduceSum(std::vector<double>& values) override {
     if (values.empty()) return absl::OkStatus();
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     at::Tensor flat = at::from_blob(values.data(), {static_cast<int64_t>(values.size())},
                                     at::TensorOptions().dtype(at::kDouble))
                           .to(scalar_device_, /*non_blocking=*/false, /*copy=*/true);
@@ -237,7 +237,7 @@ class ProcessGroupReducer final : public GradientReducer {
       std::vector<at::Tensor>& tensors, bool floating_only, const std::string& verb,
       bool write_back,
       const std::function<absl::Status(at::Tensor& flat, const std::string& what)>& op) {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     DS_ASSIGN_OR_RETURN(std::vector<Bucket> buckets, Checked(MakeBuckets(tensors, floating_only)));
     for (const Bucket& bucket : buckets) {
       if (bucket.numel == 0) continue;

@@ -37,7 +37,7 @@ at::Tensor PolicyLoss(const at::Tensor& logp, const at::Tensor& old_logp,
   const at::Tensor loss = masked_mean(per_token);
 
   if (stats != nullptr) {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     stats->loss = loss.item<double>();
     stats->tokens = tokens.item<double>();
     stats->clip_fraction = masked_mean((l2 > l1).to(m.scalar_type())).item<double>();

@@ -285,7 +285,7 @@ absl::Status CheckConfig(const TrainerConfig& c, const Qwen2Config& model) {
 }  // namespace
 
 double ClipGradNorm(const std::vector<at::Tensor>& grads, double max_norm) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   double sum_sq = 0.0;
   for (const at::Tensor& g : grads) {
     const double n = at::norm(g).item<double>();
@@ -303,7 +303,7 @@ double ClipGradNorm(const std::vector<at::Tensor>& grads, double max_norm) {
 
 void AdamWUpdate(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
                  const at::Tensor& exp_avg_sq, int64_t t, double lr, const TrainerConfig& config) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const double bc1 = 1.0 - std::pow(config.beta1, static_cast<double>(t));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(config.beta2, static_cast<double>(t)));
   const std::array<const at::Tensor*, 4> all = {&param, &grad, &exp_avg, &exp_avg_sq};
@@ -416,7 +416,7 @@ absl::Status Trainer::Impl::Validate(const std::vector<TrainSequence>& batch,
 
 void Trainer::Impl::RefreshCompute() {
   if (!low) return;
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) low_params[i].copy_(params[i]);
 }
 
@@ -428,7 +428,7 @@ void Trainer::Impl::ZeroGrads() {
 
 void Trainer::Impl::AccumulateLowGrads() {
   if (!low) return;
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (size_t i = 0; i < low_params.size(); ++i) {
     at::Tensor& g = low_params[i].mutable_grad();
     if (!g.defined()) continue;
@@ -448,7 +448,7 @@ absl::StatusOr<std::pair<double, double>> Trainer::Impl::GlobalTokens(int64_t lo
 }
 
 absl::StatusOr<double> Trainer::Impl::OptimizerStep(double lr) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   grads.reserve(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
@@ -499,7 +499,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::unique_ptr<Qwen2Mo
   impl->config = std::move(config);
   impl->model = std::move(model);
   try {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     impl->params = impl->model->Parameters();
     for (const at::Tensor& p : impl->params) {
       impl->exp_avg.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
@@ -598,7 +598,7 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
     const bool proximal_from_training = parts == 1;
     m.RefreshCompute();
     {
-      at::NoGradGuard no_grad;
+      c10::NoGradGuard no_grad;
       for (std::vector<MicroBatch>& mini : minis) {
         for (MicroBatch& mb : mini) {
           if (!proximal_from_training) {
@@ -719,7 +719,7 @@ absl::Status Trainer::SyncWithRankZero() {
   if (m.world() <= 1) return absl::OkStatus();
   GradientReducer& reducer = *m.config.reducer;
   try {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     // Same architecture and same update on every rank, or no rank goes on.
     const std::vector<int64_t> mine = {static_cast<int64_t>(Hash64(m.model->config().ToJson())),
                                        static_cast<int64_t>(Hash64(ConfigJson(m.config).dump()))};
@@ -761,7 +761,7 @@ absl::Status Trainer::SyncWithRankZero() {
 
 absl::Status Trainer::Save(const std::string& dir) const {
   const Impl& m = *impl_;
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
   const fs::path temp = fs::path(target.string() + ".tmp." + std::to_string(::getpid()));
   std::error_code error;
@@ -852,7 +852,7 @@ absl::Status Trainer::Load(const std::string& dir) {
   }
 
   try {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     const auto params = m.Named(m.params, "");
     const auto avg = m.Named(m.exp_avg, "");
     const auto avg_sq = m.Named(m.exp_avg_sq, "");

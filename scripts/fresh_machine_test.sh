@@ -7,7 +7,12 @@
 #     test (default): ./scripts/test.sh       run: ./scripts/run.sh (the embedded default run)
 #   ROOT_DIR defaults to /tmp/deepsearch-fresh.
 #
-# Needs root, debootstrap (apt-get install debootstrap) and Debian's package archive.
+# Needs root, debootstrap (apt-get install debootstrap) and Debian's package archive: the one
+# this machine's apt uses (scripts/apt_archive.sh), and PyPI as this machine's pip reaches it
+# (its /etc/pip.conf and PIP_* settings, its certificate authorities and proxy, copied in).
+#
+# The root has no CUDA toolkit, so test.sh skips the CUDA configuration there and says so; the
+# CPU configuration, setup (.venv included) and the whole suite run as on any machine.
 # Prints the time of each phase; the exit code is the command's. The log is ROOT_DIR.log.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,18 +30,27 @@ command -v debootstrap >/dev/null || { echo "install debootstrap first" >&2; exi
 rm -rf "$root"
 mkdir -p "$root"
 t0=$(date +%s)
-debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian > "$log" 2>&1
+archive=$("$repo/scripts/apt_archive.sh" bookworm)
+debootstrap --variant=minbase bookworm "$root" "$archive" > "$log" 2>&1
 echo "debootstrap: $(($(date +%s) - t0)) s"
 git clone -q "$repo" "$root/root/deepsearch"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The host's own certificate authorities (a network proxy's, say), so HTTPS through the same
-# network (the npm registry) works inside too; setup's ca-certificates picks them up.
+# network (pip's downloads) works inside too; setup's ca-certificates picks them up. And pip's
+# configuration: its file, and the PIP_* and proxy settings of this environment.
 extra_env=()
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   mkdir -p "$root/usr/local/share/ca-certificates"
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-  extra_env=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
 fi
+[[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$root/etc/pip.conf"
+while IFS= read -r var; do
+  case "$var" in
+    PIP_FIND_LINKS=*) ;;  # a folder of this machine, absent inside
+    PIP_*=* | [Hh][Tt][Tt][Pp]_[Pp][Rr][Oo][Xx][Yy]=* | [Hh][Tt][Tt][Pp][Ss]_[Pp][Rr][Oo][Xx][Yy]=* | [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy]=*)
+      extra_env+=("$var") ;;
+  esac
+done < <(env)
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
@@ -50,5 +64,5 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "${
 rc=$?
 set -e
 echo "$which command: exit $rc after $(($(date +%s) - t0)) s (log: $log)"
-grep -E "tests passed|tests failed|^test.sh:|held-out|^deepsearch run" "$log" | tail -4 || true
+grep -E "tests passed|tests failed|^test.sh:|held-out|^deepsearch run" "$log" | tail -6 || true
 exit $rc

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package this project needs to build, test and run.
+# Installs every Debian 12 package this project needs to build, test and run, and the
+# project's Python environment (.venv: the tools and the reference tests, python/).
 #
 # Idempotent: when everything is present it checks and exits in about a second
-# (no apt-get update). Run as root, or as a user with sudo.
+# (no apt-get update, no pip). Run as root, or as a user with sudo.
 #
 #   scripts/setup.sh            install what is missing
 #   scripts/setup.sh --check    report what is missing, install nothing (exit 1 if any)
+#   scripts/setup.sh --system   the Debian packages only, no .venv (container images)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,20 +37,30 @@ PACKAGES=(
   libsqlite3-dev
   # `deepsearch run` draws its plots (PNG) with gnuplot.
   gnuplot-nox
+  # The project's Python environment (.venv) is made with Debian's Python 3.11; pip fetches
+  # its wheels over HTTPS.
+  ca-certificates python3-venv
   # The services' Prometheus endpoints (HTTP).
   libcpp-httplib-dev
 )
 
-# Commands that may already come from elsewhere (a newer kubectl, another Node.js): the
-# Debian package is installed only when the command is missing. "command:package".
+# Commands that may already come from elsewhere (a newer kubectl): the Debian package is
+# installed only when the command is missing. "command:package".
 COMMANDS=(
   # deploy/: the Kubernetes manifests are rendered with `kubectl kustomize` and validated
-  # offline by a Node.js checker (deploy/check).
-  kubectl:kubernetes-client node:nodejs npm:npm
+  # offline (deploy/check, with the Python environment's kubernetes-validate).
+  kubectl:kubernetes-client
 )
 
 check_only=0
-if [[ "${1:-}" == "--check" ]]; then check_only=1; fi
+python_env=1
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    --system) python_env=0 ;;
+    *) echo "setup: unknown argument '$arg' (--check, --system)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -83,18 +95,31 @@ if [[ "$blas" != *openblas* ]]; then
   exit 1
 fi
 
-# The manifest checker's npm packages, pinned by deploy/check/package-lock.json (the npm
-# registry is the one source besides Debian's archive). Installed again only when the lock
-# file changes.
-lock=deploy/check/package-lock.json
-stamp=deploy/check/node_modules/.deepsearch-lock
-if ! cmp -s "$lock" "$stamp"; then
-  if ((check_only)); then
-    echo "setup: deploy/check/node_modules is missing or older than its package-lock.json" >&2
-    exit 1
+# The Python environment: Debian's python3 -m venv, then exactly the packages of the lock file
+# python/requirements.txt (versions and sha256 hashes; python/lock.py makes it from
+# python/requirements.in), from the index pip's own configuration names. Made again only when
+# the lock file changes. Most of its ~5 GB is torch 2.11 with its CUDA 13.0 libraries: the
+# LibTorch of the CUDA build (scripts/test.sh) and the reference implementation of the
+# parity tests (tests/reference).
+venv=.venv
+lock=python/requirements.txt
+stamp=$venv/.deepsearch-requirements
+python_note="no .venv (--system)"
+if ((python_env)); then
+  if ! cmp -s "$lock" "$stamp"; then
+    if ((check_only)); then
+      echo "setup: $venv is missing or older than $lock" >&2
+      exit 1
+    fi
+    echo "setup: making the Python environment $venv from $lock (the first time: ~4 GB of wheels)"
+    t0=$SECONDS
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --no-input --disable-pip-version-check --require-hashes \
+      --no-deps -r "$lock"
+    cp "$lock" "$stamp"
+    echo "setup: $venv ready in $((SECONDS - t0)) s"
   fi
-  echo "setup: installing the manifest checker's npm packages (deploy/check)"
-  (cd deploy/check && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  cp "$lock" "$stamp"
+  python_note="$venv from $lock"
 fi
-echo "setup: all ${#PACKAGES[@]} packages and ${#COMMANDS[@]} commands present; BLAS = $blas"
+echo "setup: all ${#PACKAGES[@]} packages and ${#COMMANDS[@]} commands present; BLAS = $blas; $python_note"

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -69,18 +70,93 @@ __attribute__((target("avx512f"))) void Kernel(const float* a, int64_t lda, cons
   }
 }
 
+// The AVX2 + FMA micro-kernel: the same panel, as four ymm vectors, for R <= 3 rows (12
+// accumulators of the 16 registers). Every output element is the same fma chain in k order as
+// in Kernel, then + bias, then + C: the two kernels give bit-identical results, and neither
+// depends on how many rows a call has (so batched and one-by-one decoding agree exactly).
+constexpr int kMaxRowsAvx2 = 3;
+
+template <int R>
+__attribute__((target("avx2,fma"))) void KernelAvx2(const float* a, int64_t lda, const float* panel,
+                                                    int64_t k, const float* bias, int64_t columns,
+                                                    bool accumulate, float* c, int64_t ldc,
+                                                    const float* prefetch) {
+  __m256 acc[R][4];
+#pragma GCC unroll 3
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm256_setzero_ps();
+  }
+  const float* arow[R];
+#pragma GCC unroll 3
+  for (int r = 0; r < R; ++r) arow[r] = a + r * lda;
+  for (int64_t i = 0; i < k; ++i) {
+    const float* b = panel + i * kPanel;
+    if (prefetch != nullptr) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + i * kPanel), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + i * kPanel + 16), _MM_HINT_T1);
+    }
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    const __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(arow[r] + i);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+      acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
+      acc[r][3] = _mm256_fmadd_ps(x, b3, acc[r][3]);
+    }
+  }
+  alignas(32) float bias_row[kPanel] = {};
+  if (bias != nullptr) std::memcpy(bias_row, bias, sizeof(float) * static_cast<size_t>(columns));
+#pragma GCC unroll 3
+  for (int r = 0; r < R; ++r) {
+    float* crow = c + r * ldc;
+    alignas(32) float v[kPanel];
+    for (int q = 0; q < 4; ++q) {
+      _mm256_store_ps(v + 8 * q, _mm256_add_ps(acc[r][q], _mm256_load_ps(bias_row + 8 * q)));
+    }
+    if (accumulate) {
+      for (int64_t j = 0; j < columns; ++j) crow[j] = v[j] + crow[j];
+    } else {
+      std::memcpy(crow, v, sizeof(float) * static_cast<size_t>(columns));
+    }
+  }
+}
+
 using KernelFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, int64_t, bool,
                           float*, int64_t, const float*);
 
 constexpr KernelFn kKernels[kMaxRows + 1] = {
     nullptr,   Kernel<1>, Kernel<2>, Kernel<3>,  Kernel<4>,  Kernel<5>, Kernel<6>,
     Kernel<7>, Kernel<8>, Kernel<9>, Kernel<10>, Kernel<11>, Kernel<12>};
+constexpr KernelFn kKernelsAvx2[kMaxRowsAvx2 + 1] = {nullptr, KernelAvx2<1>, KernelAvx2<2>,
+                                                     KernelAvx2<3>};
+
+bool HasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+bool HasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+std::atomic<bool> force_avx2{false};
+
+bool UseAvx512() { return HasAvx512() && !force_avx2.load(std::memory_order_relaxed); }
 
 }  // namespace
 
-bool Available() {
-  static const bool available = __builtin_cpu_supports("avx512f");
-  return available;
+bool Available() { return HasAvx512() || HasAvx2(); }
+
+const char* KernelName() {
+  if (UseAvx512()) return "avx512";
+  return HasAvx2() ? "avx2" : "none";
+}
+
+bool ForceAvx2ForTesting(bool force) {
+  if (force && !HasAvx2()) return false;
+  force_avx2.store(force, std::memory_order_relaxed);
+  return true;
 }
 
 void PackedWeight::Free::operator()(float* p) const { std::free(p); }
@@ -119,7 +195,10 @@ PackedWeight PackedWeight::PackStrided(const float* w, int64_t n, int64_t k, int
 
 void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const float* bias,
           bool accumulate, float* c, int64_t ldc, int64_t k_block) {
-  DS_CHECK(Available()) << "gemm_cpu::Gemm needs AVX-512F";
+  DS_CHECK(Available()) << "gemm_cpu::Gemm needs AVX-512F or AVX2 with FMA";
+  const bool avx512 = UseAvx512();
+  const KernelFn* kernels = avx512 ? kKernels : kKernelsAvx2;
+  const int64_t max_rows = avx512 ? kMaxRows : kMaxRowsAvx2;
   const int64_t k = w.k(), n = w.n();
   const int64_t panels = (n + kPanel - 1) / kPanel;
   const int64_t block = k_block > 0 ? std::min(k_block, k) : k;
@@ -133,11 +212,11 @@ void Gemm(const float* a, int64_t lda, int64_t m, const PackedWeight& w, const f
       const int64_t columns = std::min<int64_t>(kPanel, n - col);
       const float* panel_bias = bias != nullptr && k0 == 0 ? bias + col : nullptr;
       const float* next = p + 1 < panels ? panel + k * kPanel : nullptr;
-      for (int64_t row = 0; row < m; row += kMaxRows) {
-        const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, m - row));
+      for (int64_t row = 0; row < m; row += max_rows) {
+        const int rows = static_cast<int>(std::min<int64_t>(max_rows, m - row));
         // The first row block over this panel fetches the next one.
-        kKernels[rows](a + row * lda + k0, lda, panel, kc, panel_bias, columns,
-                       accumulate || k0 > 0, c + row * ldc + col, ldc, row == 0 ? next : nullptr);
+        kernels[rows](a + row * lda + k0, lda, panel, kc, panel_bias, columns, accumulate || k0 > 0,
+                      c + row * ldc + col, ldc, row == 0 ? next : nullptr);
       }
     }
     if (k0 + block >= k) break;

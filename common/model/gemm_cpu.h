@@ -1,5 +1,5 @@
 // Single-thread fp32 matrix products with pre-packed weights, for the model's inference path
-// on CPUs with AVX-512.
+// and the training linear, on CPUs with AVX-512 or with AVX2 and FMA.
 //
 //   C[M, N] (+)= A[M, K] * W^T + bias      W: [N, K] row-major, as nn.Linear stores it
 //
@@ -9,8 +9,12 @@
 // columns ([K][32] each, the last padded with zeros); a 12 x 32 micro-kernel keeps 24 zmm
 // accumulators, loads two vectors of a panel per k and broadcasts one activation per row
 // (the layout of the GotoBLAS/BLIS micro-kernels). Accumulation is in fp32 in k order.
+// Without AVX-512 a 3 x 32 AVX2 micro-kernel (12 ymm accumulators) reads the same panels.
+// Both compute every output element by the same fma chain in k order, so their results are
+// bit-identical, and no element depends on how many rows a call has: a sequence's logits are
+// the same alone or in any batch (the engine's tests hold it to that).
 //
-// Available() says whether the CPU runs the kernel; callers fall back to BLAS otherwise.
+// Available() says whether the CPU runs either kernel; callers fall back to BLAS otherwise.
 // Thread-compatible: a PackedWeight is immutable once built.
 #pragma once
 
@@ -19,8 +23,12 @@
 
 namespace deepsearch::gemm_cpu {
 
-// Whether this CPU has AVX-512F (checked once).
+// Whether this CPU has AVX-512F, or AVX2 and FMA (checked once).
 bool Available();
+// The kernel Gemm runs: "avx512", "avx2" or "none".
+const char* KernelName();
+// Tests: run the AVX2 kernel even where AVX-512 is there (false: where AVX2 is not).
+bool ForceAvx2ForTesting(bool force);
 
 class PackedWeight {
  public:

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <torch/version.h>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -49,12 +51,37 @@ absl::StatusOr<at::ScalarType> ParseModelDtype(std::string_view name) {
 }
 
 absl::StatusOr<at::Device> ParseDevice(std::string_view name) {
+  const std::string text(name);
+  at::Device device(at::kCPU);
   try {
-    return at::Device(std::string(name));
+    device = at::Device(text);
   } catch (const c10::Error&) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown device '", std::string(name), "' (expected cpu, cuda or cuda:N)"));
+        absl::StrCat("unknown device '", text, "' (expected cpu, cuda or cuda:N)"));
   }
+  if (device.is_cpu()) return device;
+  if (!device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", text, "': only cpu and cuda are supported"));
+  }
+  // Said now, at start, rather than by the first tensor put there.
+#ifdef DEEPSEARCH_HAS_CUDA
+  if (!at::hasCUDA()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", text, "': this build's LibTorch ", TORCH_VERSION,
+                     " has CUDA, but no GPU is usable here (none visible, or no driver); use cpu"));
+  }
+  const int64_t gpus = static_cast<int64_t>(at::getNumGPUs());
+  if (device.has_index() && device.index() >= gpus) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", text, "': only ", gpus, " GPU(s) visible (cuda:0 to cuda:", gpus - 1, ")"));
+  }
+  return device;
+#else
+  return absl::FailedPreconditionError(
+      absl::StrCat("device '", text, "': this build's LibTorch ", TORCH_VERSION,
+                   " has no CUDA; build against a CUDA LibTorch (docs/BUILD.md) or use cpu"));
+#endif
 }
 
 Qwen2Model::Qwen2Model(const Qwen2Config& config, const ModelOptions& options)
@@ -151,7 +178,7 @@ std::vector<at::Tensor> Qwen2Model::Parameters() const {
 }
 
 void Qwen2Model::InitializeRandom(uint64_t seed) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const Rng base(seed);
   uint64_t stream = 0;
   for (auto& [name, tensor] : NamedParameters()) {
@@ -172,7 +199,7 @@ void Qwen2Model::InitializeRandom(uint64_t seed) {
 }
 
 absl::Status Qwen2Model::LoadTensors(const std::function<at::Tensor(const std::string&)>& lookup) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   std::vector<std::string> missing, mismatched;
   for (auto& [name, param] : NamedParameters()) {
     at::Tensor source = lookup(name);
@@ -411,7 +438,7 @@ absl::StatusOr<at::Tensor> Qwen2Model::Step(KvCache& cache,
                                             absl::Span<const StepInput> inputs) const {
   DS_ASSIGN_OR_RETURN(const StepPlan plan, PlanStep(cache, inputs));
   try {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     // The cache's layout picks the executor (NewCache picks the layout).
     at::Tensor logits =
         cache.layout() == KvLayout::kTiledKeys ? StepCpuFp32(cache, plan) : StepDense(cache, plan);

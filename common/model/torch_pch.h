@@ -6,4 +6,5 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>  // c10::NoGradGuard (ATen.h no longer brings it in 2.x)
 #include <c10/util/Exception.h>

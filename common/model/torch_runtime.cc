@@ -60,7 +60,7 @@ absl::Status ConfigureTorchRuntime(const RuntimeConfig& config) {
   DS_RETURN_IF_ERROR(ConfigureMalloc(config));
   try {
     at::set_num_threads(config.torch_threads);
-    if (at::get_num_interop_threads() != config.torch_interop_threads) {
+    if (static_cast<int64_t>(at::get_num_interop_threads()) != config.torch_interop_threads) {
       at::set_num_interop_threads(config.torch_interop_threads);
     }
   } catch (const c10::Error& e) {

@@ -7,12 +7,13 @@
 #
 #   sudo deploy/check/emulate_runtime_stage.sh build/cli/deepsearch [ROOT_DIR]
 #
-# Needs root, debootstrap and Debian's package archive. ROOT_DIR defaults to
-# /tmp/deepsearch-runtime-stage.
+# Needs root, debootstrap and Debian's package archive (the one this machine's apt uses,
+# scripts/apt_archive.sh). ROOT_DIR defaults to /tmp/deepsearch-runtime-stage.
 set -euo pipefail
 binary=$(realpath "$1")
 root=${2:-/tmp/deepsearch-runtime-stage}
 dockerfile=$(cd "$(dirname "$0")/.." && pwd)/Dockerfile
+archive=$("$(dirname "$0")/../../scripts/apt_archive.sh" bookworm)
 [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 2; }
 packages=$(sed -n '/runtime-packages-begin/,/runtime-packages-end/p' "$dockerfile" |
   grep -oE '^ +[a-z0-9][a-z0-9.+-]+ *\\?$' | tr -d ' \\' | tr '\n' ' ')
@@ -20,7 +21,7 @@ packages=$(sed -n '/runtime-packages-begin/,/runtime-packages-end/p' "$dockerfil
 rm -rf "$root"
 mkdir -p "$root"
 t0=$(date +%s)
-debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1
+debootstrap --variant=minbase bookworm "$root" "$archive" >"$root.log" 2>&1
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 trap 'umount "$root/proc" 2>/dev/null || true' EXIT

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The offline validation of deploy/k8s, as a test: every shipped kustomization must pass
-# check_manifests.mjs, and every deliberately broken one in broken/ must fail with the
+# check_manifests.py, and every deliberately broken one in broken/ must fail with the
 # message its kustomization.yaml names on its first line.
 #
 #   deploy/check/test_manifests.sh build/cli/deepsearch
@@ -8,13 +8,13 @@ set -euo pipefail
 deepsearch=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
-for tool in kubectl node; do
-  command -v "$tool" >/dev/null || { echo "test_manifests: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
-done
-[[ -d "$here/node_modules/kubernetes-models" ]] ||
-  { echo "test_manifests: deploy/check/node_modules is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+python=${DEEPSEARCH_PYTHON:-$here/../../.venv/bin/python}
+command -v kubectl >/dev/null ||
+  { echo "test_manifests: kubectl is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+"$python" -c "import kubernetes_validate, yaml" 2>/dev/null ||
+  { echo "test_manifests: $python lacks kubernetes-validate (scripts/setup.sh makes .venv)" >&2; exit 1; }
 
-check() { node "$here/check_manifests.mjs" --deepsearch "$deepsearch" "$@"; }
+check() { "$python" "$here/check_manifests.py" --deepsearch "$deepsearch" "$@"; }
 
 check deploy/k8s/base deploy/k8s/overlays/local deploy/k8s/overlays/gpu-cluster
 

@@ -145,6 +145,17 @@ TEST(CliTest, TokenizeEncodesEachLine) {
   EXPECT_EQ(special.out, "[9707,1879]\n[151645]\n");
 }
 
+TEST(CliTest, TokenizeJsonLinesCarryLineBreaks) {
+  // With --json each line is a JSON string: a text with a line break and a quote in it.
+  // The ids are the tokenizers library's for the same texts.
+  const std::string args = "tokenize --json --tokenizer " + SourcePath(kQwenTokenizer);
+  SplitResult r = RunCliWithInput(args, "\"Hello\\nworld\"\n\"a\\\"b\"\n[1]\n\"x\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "[9707,198,14615]\n[64,1,65]\nnull\nnull\n");
+  EXPECT_THAT(r.err, HasSubstr("line 3: expected a JSON string"));
+  EXPECT_THAT(r.err, HasSubstr("line 4: not a JSON string"));
+}
+
 TEST(CliTest, TokenizeDecodes) {
   const std::string args = "tokenize --decode --tokenizer " + SourcePath(kQwenTokenizer);
   SplitResult r = RunCliWithInput(args, "[9707,1879]\n[151645]\n[]\n");

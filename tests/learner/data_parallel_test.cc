@@ -140,7 +140,7 @@ std::pair<at::Tensor, int64_t> NextTokenLossSum(const Qwen2Model& model,
 }
 
 void SgdStep(const Qwen2Model& model) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (at::Tensor p : model.Parameters()) p.sub_(p.grad() * kLearningRate);
 }
 

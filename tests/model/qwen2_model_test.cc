@@ -41,7 +41,7 @@ std::unique_ptr<Qwen2Model> MakeModel(const Qwen2Config& c, uint64_t seed,
   EXPECT_TRUE(model.ok()) << model.status();
   (*model)->InitializeRandom(seed);
   // Non-trivial norms and biases, so every term of the formulas matters.
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   Rng rng(seed + 1);
   for (auto& [name, t] : (*model)->NamedParameters()) {
     if (name.find("norm") != std::string::npos || name.find("bias") != std::string::npos) {
@@ -304,7 +304,7 @@ TEST(Qwen2ModelTest, StepSeesWeightChangesMadeThroughViews) {
   const KvCache::SequenceId seq = cache.Create();
   ASSERT_TRUE(model->Step(cache, std::vector<StepInput>{{seq, kPrompt}}).ok());
   {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     for (auto& [name, t] : model->NamedParameters()) {
       if (name == "model.layers.1.mlp.up_proj.weight" ||
           name == "model.layers.0.self_attn.k_proj.bias")

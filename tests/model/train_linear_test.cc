@@ -3,6 +3,7 @@
 // TrainLinear's forward and all three gradients against at::linear's autograd in float64.
 #include "common/model/train_linear.h"
 
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -36,7 +37,7 @@ struct GemmCase {
 class GemmCpuTest : public ::testing::TestWithParam<GemmCase> {};
 
 TEST_P(GemmCpuTest, MatchesNaiveProduct) {
-  if (!gemm_cpu::Available()) GTEST_SKIP() << "no AVX-512F on this CPU";
+  if (!gemm_cpu::Available()) GTEST_SKIP() << "neither AVX-512F nor AVX2 with FMA on this CPU";
   const GemmCase c = GetParam();
   const int64_t lda = c.k + 3, ldc = c.n + 5;  // strides wider than the rows
   const std::vector<float> a = RandomValues(c.m * lda, 1);
@@ -70,6 +71,37 @@ TEST_P(GemmCpuTest, MatchesNaiveProduct) {
       ASSERT_NEAR(out[at], expected, 2e-5 * magnitude + 1e-6) << "row " << r << " column " << j;
     }
   }
+}
+
+// Every row's result is the same whatever rows share the call, and the AVX2 kernel gives the
+// AVX-512 kernel's bits (where the CPU has both; elsewhere the first half still holds).
+TEST(GemmCpuKernelsTest, RowsAreIndependentOfTheBatchAndTheKernelsAgreeBitForBit) {
+  if (!gemm_cpu::Available()) GTEST_SKIP() << "neither AVX-512F nor AVX2 with FMA on this CPU";
+  const int64_t m = 29, n = 70, k = 300;
+  const std::vector<float> a = RandomValues(m * k, 21);
+  const std::vector<float> w = RandomValues(n * k, 22);
+  const std::vector<float> bias = RandomValues(n, 23);
+  const gemm_cpu::PackedWeight packed = gemm_cpu::PackedWeight::Pack(w.data(), n, k, k);
+  auto product = [&](int64_t first, int64_t rows) {
+    std::vector<float> c(static_cast<size_t>(rows * n));
+    gemm_cpu::Gemm(a.data() + first * k, k, rows, packed, bias.data(), false, c.data(), n);
+    return c;
+  };
+  const std::vector<float> all = product(0, m);
+  for (int64_t r = 0; r < m; ++r) {
+    const std::vector<float> alone = product(r, 1);
+    for (int64_t j = 0; j < n; ++j) {
+      ASSERT_EQ(alone[static_cast<size_t>(j)], all[static_cast<size_t>(r * n + j)])
+          << gemm_cpu::KernelName() << " row " << r << " column " << j;
+    }
+  }
+  // Without AVX-512 there is no second kernel to compare with: the rows above are the test.
+  if (std::string(gemm_cpu::KernelName()) != "avx512") return;
+  ASSERT_TRUE(gemm_cpu::ForceAvx2ForTesting(true));
+  EXPECT_STREQ(gemm_cpu::KernelName(), "avx2");
+  const std::vector<float> avx2 = product(0, m);
+  gemm_cpu::ForceAvx2ForTesting(false);
+  EXPECT_EQ(avx2, all);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -186,7 +218,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, TrainMatmulTest,
                                            MatmulCase{{2}, 1, 1, 1, false}));
 
 TEST(TrainLinearTest, NoGradForwardMatchesAten) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor x = RandomTensor({5, 11, 40}, 21), w = RandomTensor({70, 40}, 22),
                    b = RandomTensor({70}, 23);
   const at::Tensor y = TrainLinear(x, w, b);

@@ -25,7 +25,7 @@ std::unique_ptr<Qwen2Model> MakeModel(const Qwen2Config& config, uint64_t seed,
   EXPECT_TRUE(model.ok()) << model.status();
   (*model)->InitializeRandom(seed);
   // Biases and norms away from their 0 / 1 initial values, so every tensor carries information.
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   for (auto& [name, t] : (*model)->NamedParameters()) {
     if (name.find("norm") != std::string::npos || name.find("bias") != std::string::npos)
       t.add_(at::randn(t.sizes(), at::TensorOptions().dtype(t.scalar_type())) * 0.3);
@@ -126,7 +126,7 @@ TEST(WeightExportTest, DeltaBetweenExportsRoundTrips) {
   const WeightSet before = Export(*model, 1, Dtype::kBF16);
   {
     // A small optimizer step: every weight moves by a relative 1e-2, random sign.
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     for (at::Tensor& p : model->Parameters()) {
       p.mul_(1.0 +
              1e-2 * (at::randint(0, 2, p.sizes(), at::TensorOptions().dtype(p.scalar_type())) * 2 -
