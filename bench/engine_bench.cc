@@ -247,8 +247,8 @@ int Run(const Options& o) {
     std::printf("device %s: copy bandwidth %.0f GB/s (read + write)\n", device->str().c_str(),
                 copy_gbps);
   }
-  std::printf("model: %s, %s, %.2f B parameters, %.2f GB of weights\n", o.preset.c_str(),
-              o.dtype.c_str(), static_cast<double>(config->NumParameters()) / 1e9,
+  std::printf("model: %s, %s, %.1f M parameters, %.3f GB of weights\n", o.preset.c_str(),
+              o.dtype.c_str(), static_cast<double>(config->NumParameters()) / 1e6,
               static_cast<double>(weight_bytes) / 1e9);
   std::printf(
       "workload: %d trees, %lld expansions (up to %d each), width %d, %d-token steps, depth <= %d, "

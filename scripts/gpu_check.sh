@@ -129,7 +129,9 @@ export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$sysroot/usr/share/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR=$sysroot
 note "packages: ${#PACKAGES[@]} unpacked into $sysroot"
 
-# The build: the torch targets, CUDA on (the LibTorch is CUDA's), gRPC off.
+# The build: the torch targets, CUDA on (the LibTorch is CUDA's), gRPC off. Warnings are not
+# errors there: the machine's compiler may be newer than Debian 12's g++ 12, which CI holds to
+# -Werror; a new warning must not cost the lent time.
 build=$scratch/build
 jobs=$(nproc)
 # A torch translation unit takes ~1.5 GB to compile: no more jobs than memory allows.
@@ -138,7 +140,7 @@ mem_gb=$(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo)
 ((jobs < 1)) && jobs=1
 targets=(cuda_test engine_bench)
 step configure 120 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DDEEPSEARCH_WITH_GRPC=OFF -DDEEPSEARCH_USE_CCACHE=OFF \
+  -DDEEPSEARCH_WITH_GRPC=OFF -DDEEPSEARCH_USE_CCACHE=OFF -DDEEPSEARCH_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$sysroot/usr;$torch_dir" -DPKG_CONFIG_EXECUTABLE="$sysroot/usr/bin/pkgconf"
 # Every library besides torch must come from the unpacked packages: a path into the system's
 # copy would mean the check passed here only because this machine has them installed.
@@ -150,13 +152,16 @@ if [[ -f $build/build.ninja ]]; then
     note "configure: FAILED: the build uses the system's copies, not the packages': $leaks"
   fi
 fi
-step build 420 cmake --build "$build" --parallel "$jobs" --target "${targets[@]}"
+# 420 s is the 16-core machine's budget; two cores here take several times longer.
+build_limit=420
+[[ $mode == dry-run ]] && build_limit=3600
+step build "$build_limit" cmake --build "$build" --parallel "$jobs" --target "${targets[@]}"
 
 # The CUDA tests: CPU vs CUDA logits and sampling, the engine on CUDA, a Tree-GRPO step on CUDA
 # vs CPU, a 1-rank NCCL reduction. Without a GPU they skip, except the one that checks that.
 step cuda_test 240 "$build/tests/cuda_test" --gtest_output="xml:$out/cuda_test.xml"
 if [[ -f $out/cuda_test.log ]]; then
-  note "cuda_test: $(grep -E '^\[  PASSED  \]|^\[  SKIPPED \]|^\[  FAILED  \]' "$out/cuda_test.log" | tr '\n' ' ')"
+  note "cuda_test: $(grep -E '^\[  (PASSED|SKIPPED|FAILED)  ? *\] [0-9]+ tests?' "$out/cuda_test.log" | tr '\n' ' ')"
 fi
 
 # The engine benchmark. On the GPU: a Qwen2.5-1.5B-shaped random bf16 model, the MCTS-shaped
