@@ -32,6 +32,7 @@
 #include "common/model/token_sampling.h"
 #include "learner/data_parallel.h"
 #include "learner/trainer.h"
+#include "tests/free_port.h"
 
 namespace deepsearch {
 namespace {
@@ -42,19 +43,6 @@ namespace {
   } while (0)
 
 const at::Device kCuda(at::kCUDA, 0);
-
-// A loopback port nothing listens on right now (the one-rank group's TCPStore).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 Qwen2Config Config() {
   Qwen2Config c;

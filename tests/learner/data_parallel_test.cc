@@ -47,6 +47,7 @@
 #include "common/model/weight_export.h"
 #include "learner/learner.h"
 #include "learner/trainer.h"
+#include "tests/free_port.h"
 #include "tests/learner/learner_testing.h"
 
 namespace deepsearch {
@@ -511,20 +512,6 @@ int WorkerMain(int argc, char** argv) {
 }
 
 // ---- The test side ---------------------------------------------------------------------
-
-// A loopback port nothing listens on right now.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
