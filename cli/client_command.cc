@@ -11,7 +11,16 @@
 // 0 when it succeeded, 1 otherwise. `health` asks any server's grpc.health.v1 service, as an
 // exec probe would (Kubernetes' own gRPC probes cannot speak TLS): exit 0 when SERVING, 1
 // otherwise, with the reason. TLS and the bearer token come from the config's rpc section
-// (--config, --set).
+// (--config, --set; the token from rpc.auth.token_file or the variable rpc.auth.token_env
+// names) and go with every call.
+//
+// A learner that cannot be reached (UNAVAILABLE: not up yet, restarting) is retried with
+// backoff for --connect-timeout (30 s), with a line on stderr; `submit` always carries a
+// request id (a fresh one when --request-id is not given), so a retried submission makes one
+// job. `watch` follows the job across a restart of the learner in the same way.
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,6 +30,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "deepsearch/v1/problem_service.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -28,6 +38,9 @@
 #include "actor/actor_convert.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
+#include "common/core/backoff.h"
+#include "common/core/hash.h"
+#include "common/core/rng.h"
 #include "common/rpc/channel.h"
 #include "common/tasks/dataset.h"
 
@@ -49,6 +62,7 @@ struct ClientArgs {
   std::string job_id;
   bool results = false;
   bool json = false;
+  double connect_timeout_s = 30;
 };
 
 int Fail(std::string_view command, const std::string& message) {
@@ -60,6 +74,27 @@ int Fail(std::string_view command, const std::string& message) {
 struct Connection {
   rpc::RpcClient client;
   std::unique_ptr<v1::ProblemService::Stub> stub;
+  absl::Duration connect_timeout;
+
+  // `call(context)` with the token and a deadline, retried while the learner is UNAVAILABLE
+  // for at most connect_timeout (a line on stderr says so once).
+  template <typename Call>
+  grpc::Status Unary(std::string_view command, Call call) const {
+    Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), Hash64(client.target(), 7));
+    const absl::Time give_up = absl::Now() + connect_timeout;
+    while (true) {
+      std::unique_ptr<grpc::ClientContext> context = client.NewContext(absl::Seconds(60));
+      const grpc::Status status = call(*context);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up)
+        return status;
+      if (backoff.failures() == 0) {
+        std::cerr << "deepsearch " << command << ": " << client.target() << " unavailable ("
+                  << status.error_message() << "); retrying for up to "
+                  << absl::FormatDuration(connect_timeout) << "\n";
+      }
+      absl::SleepFor(std::min(backoff.Next(), give_up - absl::Now()));
+    }
+  }
 };
 
 absl::StatusOr<Connection> Connect(const ClientArgs& args) {
@@ -68,7 +103,13 @@ absl::StatusOr<Connection> Connect(const ClientArgs& args) {
   absl::StatusOr<rpc::RpcClient> client = rpc::RpcClient::Connect(args.learner, config->rpc);
   if (!client.ok()) return client.status();
   auto stub = v1::ProblemService::NewStub(client->channel());
-  return Connection{std::move(*client), std::move(stub)};
+  return Connection{std::move(*client), std::move(stub), absl::Seconds(args.connect_timeout_s)};
+}
+
+// "what: message (gRPC code N)" for a failed call.
+std::string CallError(const Connection& c, const grpc::Status& status) {
+  return absl::StrCat(c.client.target(), ": ", status.error_message(), " (gRPC code ",
+                      static_cast<int>(status.error_code()), ")");
 }
 
 std::string StateName(v1::JobState state) {
@@ -94,19 +135,34 @@ std::string ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
-int Watch(v1::ProblemService::Stub& stub, const std::string& job_id) {
-  grpc::ClientContext context;
-  v1::WatchJobRequest request;
-  request.set_job_id(job_id);
-  std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader = stub.WatchJob(&context, request);
-  v1::JobEvent event;
+int Watch(const Connection& c, const std::string& job_id) {
   v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
-  while (reader->Read(&event)) {
-    state = event.job().state();
-    std::cout << ProgressLine(event.job()) << std::endl;
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), Hash64(job_id, 7));
+  absl::Time give_up = absl::Now() + c.connect_timeout;
+  while (true) {
+    std::unique_ptr<grpc::ClientContext> context = c.client.NewContext(absl::InfiniteDuration());
+    v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader =
+        c.stub->WatchJob(context.get(), request);
+    v1::JobEvent event;
+    while (reader->Read(&event)) {
+      state = event.job().state();
+      std::cout << ProgressLine(event.job()) << std::endl;
+      backoff.Reset();
+      give_up = absl::Now() + c.connect_timeout;
+    }
+    const grpc::Status status = reader->Finish();
+    if (status.ok()) break;
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up)
+      return Fail("watch", CallError(c, status));
+    if (backoff.failures() == 0) {
+      std::cerr << "deepsearch watch: " << c.client.target() << " unavailable ("
+                << status.error_message() << "); retrying for up to "
+                << absl::FormatDuration(c.connect_timeout) << "\n";
+    }
+    absl::SleepFor(std::min(backoff.Next(), give_up - absl::Now()));
   }
-  const grpc::Status status = reader->Finish();
-  if (!status.ok()) return Fail("watch", status.error_message());
   return state == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitFailure;
 }
 
@@ -118,36 +174,45 @@ int RunSubmit(const ClientArgs& args) {
   if (set->problems.empty()) return Fail("submit", absl::StrCat(args.problems, ": no problems"));
   absl::StatusOr<Connection> connection = Connect(args);
   if (!connection.ok()) return Fail("submit", std::string(connection.status().message()));
-  v1::ProblemService::Stub& stub = *connection->stub;
+  const Connection& c = *connection;
   v1::SubmitProblemSetRequest request;
   request.set_kind(args.kind == "train" ? v1::JOB_KIND_TRAIN : v1::JOB_KIND_SOLVE);
   request.set_name(args.name.empty() ? args.problems : args.name);
-  request.set_client_request_id(args.request_id);
+  // A retried call must not make a second job.
+  request.set_client_request_id(
+      !args.request_id.empty()
+          ? args.request_id
+          : absl::StrFormat("submit-%016x",
+                            Rng(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+                                static_cast<uint64_t>(::getpid()) << 40)
+                                .Next()));
   request.mutable_options()->set_samples_per_problem(args.samples);
   request.mutable_options()->set_algorithm(args.algorithm);
   request.mutable_options()->set_max_steps(args.max_steps);
   for (const Problem& p : set->problems) *request.add_problems() = ProblemToProto(p);
-  grpc::ClientContext context;
   v1::Job job;
-  const grpc::Status status = stub.SubmitProblemSet(&context, request, &job);
-  if (!status.ok()) return Fail("submit", status.error_message());
+  const grpc::Status status = c.Unary("submit", [&](grpc::ClientContext& context) {
+    return c.stub->SubmitProblemSet(&context, request, &job);
+  });
+  if (!status.ok()) return Fail("submit", CallError(c, status));
   std::cout << job.job_id() << std::endl;
-  return args.watch ? Watch(stub, job.job_id()) : kExitOk;
+  return args.watch ? Watch(c, job.job_id()) : kExitOk;
 }
 
 int RunStatus(const ClientArgs& args) {
   absl::StatusOr<Connection> connection = Connect(args);
   if (!connection.ok()) return Fail("status", std::string(connection.status().message()));
-  v1::ProblemService::Stub& stub = *connection->stub;
+  const Connection& c = *connection;
   if (args.job_id.empty()) {
     std::string token;
     do {
-      grpc::ClientContext context;
       v1::ListJobsRequest request;
       request.set_page_token(token);
       v1::ListJobsResponse page;
-      const grpc::Status status = stub.ListJobs(&context, request, &page);
-      if (!status.ok()) return Fail("status", status.error_message());
+      const grpc::Status status = c.Unary("status", [&](grpc::ClientContext& context) {
+        return c.stub->ListJobs(&context, request, &page);
+      });
+      if (!status.ok()) return Fail("status", CallError(c, status));
       for (const v1::Job& job : page.jobs()) {
         std::cout << (args.json ? ToJson(job) : absl::StrCat(job.name(), ": ", ProgressLine(job)))
                   << "\n";
@@ -156,13 +221,14 @@ int RunStatus(const ClientArgs& args) {
     } while (!token.empty());
     return kExitOk;
   }
-  grpc::ClientContext context;
   v1::GetJobRequest request;
   request.set_job_id(args.job_id);
   request.set_include_results(args.results);
   v1::Job job;
-  const grpc::Status status = stub.GetJob(&context, request, &job);
-  if (!status.ok()) return Fail("status", status.error_message());
+  const grpc::Status status = c.Unary("status", [&](grpc::ClientContext& context) {
+    return c.stub->GetJob(&context, request, &job);
+  });
+  if (!status.ok()) return Fail("status", CallError(c, status));
   if (args.json) {
     std::cout << ToJson(job) << "\n";
     return kExitOk;
@@ -214,6 +280,10 @@ void AddConnectionOptions(CLI::App* cmd, ClientArgs& args) {
   cmd->add_option("--learner", args.learner, "host:port of the learner")->capture_default_str();
   cmd->add_option("--config", args.config, "Config file (its rpc section: TLS, token)");
   cmd->add_option("--set", args.overrides, "Override a config key: KEY=VALUE (repeatable)");
+  cmd->add_option("--connect-timeout", args.connect_timeout_s,
+                  "Seconds to keep retrying an unreachable learner")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -255,7 +325,7 @@ void AddClientCommands(CLI::App& app, int& exit_code) {
       exit_code = Fail("watch", std::string(connection.status().message()));
       return;
     }
-    exit_code = Watch(*connection->stub, watch->job_id);
+    exit_code = Watch(*connection, watch->job_id);
   });
 
   auto health = std::make_shared<HealthArgs>();

@@ -136,12 +136,12 @@ int RunCheck(const std::string& path) {
     }
     if (set.problems.empty()) continue;  // a blank line
     Problem& p = set.problems[0];
-    ++problems;
     if (!ids.insert(p.id).second) {
       ++malformed;
       report(absl::StrCat("duplicate id '", p.id, "'"));
       continue;
     }
+    ++problems;
     const auto solution = p.metadata.find("solution");
     if (solution == p.metadata.end()) {
       ++unchecked;

@@ -44,6 +44,7 @@ struct RunSection {
   absl::Duration status_interval = absl::Seconds(5);
   absl::Duration startup_timeout = absl::Seconds(120);
   absl::Duration stop_timeout = absl::Seconds(60);
+  int32_t max_restarts = 3;  // per service
 
   void Bind(ConfigBinder& b) {
     b.Field("dir", dir, "Directory of everything the run writes; running again resumes from it")
@@ -74,6 +75,10 @@ struct RunSection {
     b.Field("startup_timeout", startup_timeout, "For the services to come up").Positive();
     b.Field("stop_timeout", stop_timeout, "For each service to stop before it is killed")
         .Positive();
+    b.Field("max_restarts", max_restarts,
+            "Restarts of each service that exits (an actor, the learner: it resumes from its "
+            "checkpoint, the cache service: from its store) before the run fails")
+        .Range(0, 1000);
   }
 };
 

@@ -23,14 +23,17 @@
 // the latest held-out accuracy, the cache's hit ratio and an ETA; DIR/metrics/progress.jsonl
 // samples the same every run.status_interval and DIR/metrics/eval.csv holds every held-out
 // evaluation. Every service also serves its metrics for Prometheus (metrics.* config).
+// A service that exits is started again with the same arguments, at most run.max_restarts
+// times each (a line says so): an actor rejoins (the learner re-issues its expired leases),
+// the learner resumes from its checkpoint, the cache service from its store.
 //
 // Configuration: the embedded default (configs/run.yaml, compiled in) or --config FILE, then
 // --set overrides; the effective configuration is written to DIR/config.yaml, which every
 // child reads. Ctrl-C (SIGINT) or SIGTERM stops the actors, then the learner (it writes a
 // checkpoint), then the cache service, and exits 130; running the command again with the same
 // directory resumes: data and warm start are kept, the learner continues from its checkpoint,
-// jobs are found again by their request ids. Exit codes: 0 done, 1 failed (a service died, a
-// job failed, bad configuration), 2 usage, 130 interrupted.
+// jobs are found again by their request ids. Exit codes: 0 done, 1 failed (a service died more
+// than run.max_restarts times, a job failed, bad configuration), 2 usage, 130 interrupted.
 #include <signal.h>
 
 #include <cstdio>
@@ -381,7 +384,13 @@ class Run {
   std::string executable_;
   absl::Time start_;
 
-  std::vector<ChildProcess> services_;  // cache, learner, actors: stopped in reverse order
+  // A service and how to start it again.
+  struct Service {
+    ChildProcess child;
+    std::vector<std::string> args;
+    int32_t restarts = 0;
+  };
+  std::vector<Service> services_;  // cache, learner, actors: stopped in reverse order
   std::optional<RunClients> clients_;
   std::string train_job_id_;
   std::vector<Problem> heldout_;
@@ -469,7 +478,7 @@ absl::Status Run::StartServices() {
     const std::string log = (paths_.logs / (name + ".log")).string();
     DS_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(name, executable_, args, log));
     log::Info("run: started {} (pid {}), log {}", name, child.pid(), log);
-    services_.push_back(std::move(child));
+    services_.push_back(Service{std::move(child), std::move(args)});
     return absl::OkStatus();
   };
   DS_ASSIGN_OR_RETURN(RunClients clients, RunClients::Connect(learner, cache, config_.rpc));
@@ -521,12 +530,27 @@ absl::Status Run::StartServices() {
 }
 
 absl::Status Run::CheckChildren() {
-  for (ChildProcess& child : services_) {
-    if (std::optional<int> status = child.Poll()) {
-      return absl::InternalError(absl::StrCat("the ", child.name(), " exited with status ", *status,
-                                              "; the end of ", child.log_path(), ":\n",
-                                              child.LogTail()));
+  for (Service& service : services_) {
+    ChildProcess& child = service.child;
+    const std::optional<int> status = child.Poll();
+    if (!status.has_value()) continue;
+    const std::string what =
+        absl::StrCat("the ", child.name(), " exited with status ", *status,
+                     *status > 128 ? absl::StrCat(" (signal ", *status - 128, ")") : "");
+    if (service.restarts >= run_.max_restarts) {
+      return absl::InternalError(absl::StrCat(what, " and was restarted ", service.restarts,
+                                              " times already (run.max_restarts); the end of ",
+                                              child.log_path(), ":\n", child.LogTail()));
     }
+    ++service.restarts;
+    std::cerr << "[run] " << what << "; restarting it (restart " << service.restarts << " of "
+              << run_.max_restarts << ", log " << child.log_path() << ")\n";
+    log::Warning("run: {}; restarting it (restart {} of {})", what, service.restarts,
+                 run_.max_restarts);
+    DS_ASSIGN_OR_RETURN(
+        ChildProcess restarted,
+        ChildProcess::Start(child.name(), executable_, service.args, child.log_path()));
+    child = std::move(restarted);
   }
   return absl::OkStatus();
 }
@@ -535,8 +559,8 @@ void Run::StopServices() {
   // Actors first (they deliver what they have), then the learner (it checkpoints), then the
   // cache service.
   for (auto it = services_.rbegin(); it != services_.rend(); ++it) {
-    const int status = it->Stop(run_.stop_timeout);
-    if (status != 0) log::Warning("run: {} exited with status {}", it->name(), status);
+    const int status = it->child.Stop(run_.stop_timeout);
+    if (status != 0) log::Warning("run: {} exited with status {}", it->child.name(), status);
   }
   services_.clear();
 }
@@ -653,17 +677,32 @@ absl::StatusOr<std::optional<Interrupted>> Run::Train() {
   options.interval = run_.status_interval;
   progress_ = std::make_unique<ProgressReporter>(std::move(options));
   absl::Time next_sample = absl::Now();
+  // A learner being restarted (CheckChildren) is unreachable for a while.
+  absl::Time reached = absl::Now();
+  auto transient = [&](const absl::Status& s) {
+    return (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) &&
+           absl::Now() - reached < run_.startup_timeout;
+  };
   while (true) {
     if (std::optional<Interrupted> i = Sleep(absl::Milliseconds(500))) return i;
     DS_RETURN_IF_ERROR(CheckChildren());
-    DS_ASSIGN_OR_RETURN(last_train_, clients_->GetJob(train_job_id_));
+    absl::StatusOr<v1::Job> job = clients_->GetJob(train_job_id_);
+    if (!job.ok()) {
+      if (transient(job.status())) continue;
+      return job.status();
+    }
+    reached = absl::Now();
+    last_train_ = *std::move(job);
     const bool ended = Terminal(last_train_.state());
     if (ended && last_train_.state() != v1::JOB_STATE_SUCCEEDED) {
       return absl::InternalError(absl::StrCat("the training job ended ",
                                               v1::JobState_Name(last_train_.state()), ": ",
                                               last_train_.error()));
     }
-    DS_RETURN_IF_ERROR(ScheduleEvaluations(last_train_, ended));
+    if (absl::Status s = ScheduleEvaluations(last_train_, ended); !s.ok()) {
+      if (transient(s)) continue;
+      return s;
+    }
     if (absl::Now() >= next_sample) {
       absl::StatusOr<v1::CacheStats> cache = clients_->CacheStats();
       if (cache.ok()) last_cache_ = *cache;

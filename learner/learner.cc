@@ -20,6 +20,7 @@
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
 #include "common/model/weight_export.h"
+#include "common/tasks/task.h"
 #include "common/tokenizer/tokenizer.h"
 #include "learner/gradient_reducer.h"
 #include "learner/trainer.h"
@@ -231,6 +232,10 @@ struct Learner::Impl {
     absl::MutexLock lock(&mu);
     return weight_version;
   }
+  absl::Status failure_status() const {
+    absl::MutexLock lock(&mu);
+    return failure;
+  }
   void Wake() {
     absl::MutexLock lock(&mu);
     changed = true;
@@ -293,20 +298,60 @@ absl::Status Learner::Impl::PublishLocked() {
     return absl::OkStatus();
   }
   DS_ASSIGN_OR_RETURN(const Dtype dtype, WeightDtype(options.publish_dtype));
+  // Numbers these weights `version`: the learner's version from now on.
+  auto renumber = [&](int64_t version, int64_t newest) {
+    log::Warning(
+        "learner: the cache service holds weight version {} (published before a restart from "
+        "an older checkpoint); these weights become version {} so that versions stay unique "
+        "and actors take them",
+        newest, version);
+    absl::MutexLock lock(&mu);
+    weight_version = version;
+    stats.weight_version = version;
+    unpublished_version = version;
+  };
   DS_ASSIGN_OR_RETURN(WeightSet set, ExportWeights(trainer->model(), unpublished_version, dtype));
   absl::Status status = absl::OkStatus();
   for (int attempt = 1; attempt <= options.publish_attempts; ++attempt) {
-    status = sink->Publish(set);
+    absl::StatusOr<int64_t> newest = sink->LatestVersion();
+    status = newest.status();
+    if (newest.ok()) {
+      if (*newest > set.version) {
+        renumber(*newest + 1, *newest);
+        set.version = *newest + 1;
+      }
+      status = sink->Publish(set);
+      if (absl::IsFailedPrecondition(status)) {
+        // The version is taken by other weights (a crash lost the steps that made them).
+        newest = sink->LatestVersion();
+        if (newest.ok() && *newest >= set.version) {
+          renumber(*newest + 1, *newest);
+          set.version = *newest + 1;
+          status = sink->Publish(set);
+        }
+      }
+    }
     if (status.ok() || absl::IsAlreadyExists(status)) {
       unpublished_version = -1;
+      absl::MutexLock lock(&mu);
+      stats.unpublished_version = 0;
+      stats.waiting_for.clear();
       return absl::OkStatus();
     }
     log::Warning("learner: publishing weight version {} failed (attempt {} of {}): {}", set.version,
                  attempt, options.publish_attempts, status.message());
     absl::SleepFor(absl::Milliseconds(100) * attempt);
   }
-  return absl::UnavailableError(
-      absl::StrCat("cannot publish weight version ", set.version, ": ", status.message()));
+  {
+    absl::MutexLock lock(&mu);
+    stats.unpublished_version = set.version;
+    stats.waiting_for =
+        absl::StrCat("publishing weight version ", set.version, ": ", status.message());
+  }
+  return absl::UnavailableError(absl::StrCat("cannot publish weight version ", set.version,
+                                             " (no training lease is issued until it is out; "
+                                             "retrying): ",
+                                             status.message()));
 }
 
 absl::Status Learner::Impl::StartJobsLocked() {
@@ -382,6 +427,15 @@ absl::Status Learner::Impl::StartTrainRunLocked(const Job& job) {
                                                          p.at("use_cache").get<bool>()});
         }
         run.collecting = std::move(c);
+      }
+      if (run.program->step_in_flight() && !run.collecting.has_value()) {
+        // Written by a learner that lost a step between its leases and its training (before
+        // the step was marked done): the step's trees are gone, the next step starts afresh.
+        log::Warning(
+            "learner: job {}: step {} was in flight with no leases to re-issue; it is "
+            "skipped",
+            job.id, run.program->step());
+        run.program->ReleaseStep();
       }
     } catch (const Json::exception& e) {
       return absl::DataLossError(
@@ -545,6 +599,10 @@ void Learner::Impl::UpdateTrainProgressLocked() {
       phase = "done";
       break;
   }
+  {
+    absl::MutexLock lock(&mu);
+    if (!stats.waiting_for.empty()) absl::StrAppend(&phase, " (waiting: ", stats.waiting_for, ")");
+  }
   const int32_t total = static_cast<int32_t>(run.problems.size());
   const int32_t hard = static_cast<int32_t>(program.hard_subset().size());
   (void)jobs->Update(run.job_id, [&](Job& j) {
@@ -593,12 +651,33 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
   }
 
   if (run.ready.has_value()) {
-    DS_RETURN_IF_ERROR(TrainReadyLocked());
+    const int64_t step = run.ready->step;
+    // The step is done whatever happens to its batch: its trees are spent (TrainReadyLocked
+    // takes them), so the program must move on or no lease would ever be issued again.
+    const absl::Status trained = TrainReadyLocked();
+    if (!trained.ok()) {
+      if (!failure_status().ok()) return trained;  // the data-parallel group broke
+      if (!absl::IsInvalidArgument(trained)) {
+        log::Error("learner: training step {} of job {} failed: {}", step, run.job_id,
+                   trained.message());
+        UpdateTrainProgressLocked();
+        FinishTrainLocked(JobState::kFailed,
+                          absl::StrCat("training step ", step, " failed: ", trained.message()));
+        return absl::OkStatus();
+      }
+      log::Warning("learner: step {} of job {} is skipped: its batch was refused: {}", step,
+                   run.job_id, trained.message());
+    }
     if (!async) program.StepDone(run.generated_tokens);
     UpdateTrainProgressLocked();
     const int64_t steps = trainer->step();
     if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)
       DS_RETURN_IF_ERROR(CheckpointLocked());
+    // A version that cannot be published yet holds the next step back; PollLocked retries it.
+    if (absl::Status published = PublishLocked(); !published.ok()) {
+      UpdateTrainProgressLocked();  // the job's phase says what it waits for
+      return published;
+    }
   }
 
   switch (program.phase()) {
@@ -710,8 +789,8 @@ absl::Status Learner::Impl::TrainReadyLocked() {
       s.step, run.job_id, new_version, c.trees.size() - static_cast<size_t>(stale), s.sequences,
       s.tokens, longest.first, longest.second, s.loss, s.grad_norm, s.lr, run.last_accuracy,
       s.seconds);
-  unpublished_version = new_version;
-  return PublishLocked();
+  unpublished_version = new_version;  // published by AdvanceTrainLocked once the step is done
+  return absl::OkStatus();
 }
 
 void Learner::Impl::FinishTrainLocked(JobState state, const std::string& error) {
@@ -795,7 +874,10 @@ absl::Status Learner::Impl::CheckpointLocked() {
 absl::Status Learner::Impl::PollLocked() {
   // A version that could not be published holds everything back: actors in sync mode would
   // wait for it forever.
-  DS_RETURN_IF_ERROR(PublishLocked());
+  if (absl::Status published = PublishLocked(); !published.ok()) {
+    if (train.has_value()) UpdateTrainProgressLocked();  // the job's phase says what it waits for
+    return published;
+  }
   DS_RETURN_IF_ERROR(StartJobsLocked());
   RouteResultsLocked();
   DS_RETURN_IF_ERROR(AdvanceTrainLocked());
@@ -1036,8 +1118,12 @@ absl::StatusOr<Job> Learner::Submit(JobKind kind, std::string name, std::vector<
     return absl::InvalidArgumentError(
         "options.samples_per_problem and options.max_steps must not be negative");
   }
+  std::set<std::string> tasks;
   for (const Problem& p : problems) {
     if (p.id.empty()) return absl::InvalidArgumentError("a problem has no id");
+    if (!tasks.insert(p.task).second) continue;
+    if (absl::StatusOr<std::unique_ptr<TaskFamily>> family = MakeTaskFamily(p.task); !family.ok())
+      return Annotate(family.status(), absl::StrCat("problem ", p.id, ": task '", p.task, "'"));
   }
   DS_ASSIGN_OR_RETURN(
       Job job, impl_->jobs->Submit(kind, std::move(name), std::move(problems), std::move(options),

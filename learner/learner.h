@@ -64,9 +64,13 @@ class GradientReducer;
 class WeightSink {
  public:
   virtual ~WeightSink() = default;
-  // Blocks until the version is stored. AlreadyExists for a version published before (a
-  // restart republishing) counts as success to the learner.
+  // Blocks until the version is stored. AlreadyExists for a version published before with
+  // the same weights (a restart republishing) counts as success to the learner.
   virtual absl::Status Publish(const WeightSet& weights) = 0;
+  // The newest version the sink holds (0: none). A learner that resumes from a checkpoint
+  // older than what it published before a crash numbers its weights after it, so versions
+  // stay unique and increasing and actors take the resumed learner's weights.
+  virtual absl::StatusOr<int64_t> LatestVersion() = 0;
 };
 
 struct LeaseWorkResult {
@@ -93,6 +97,10 @@ struct LearnerStats {
   int64_t generated_tokens = 0;
   int64_t checkpoints = 0;
   LeaseCounts leases;
+  // The weight version that waits to be published (0: none) and why it is not out yet; no
+  // training lease is issued meanwhile (actors would wait for it).
+  int64_t unpublished_version = 0;
+  std::string waiting_for;
 };
 
 class Learner {

@@ -33,7 +33,9 @@ void LearnerOptions::Bind(ConfigBinder& b) {
             "publish_dtype", "must be float32, bfloat16 or float16");
   b.Field("solve_samples", solve_samples, "SOLVE jobs: trajectories per problem by default")
       .Range(1, 4096);
-  b.Field("publish_attempts", publish_attempts, "Tries to publish a version before giving up")
+  b.Field("publish_attempts", publish_attempts,
+          "Tries to publish a version per driver pass (the driver keeps trying; no training "
+          "lease is issued until the version is out)")
       .Range(1, 1000);
   b.Field("publish_timeout", publish_timeout, "Deadline of one PublishWeights call").Positive();
   b.Field("seed", seed, "Seed of the leases' sampling");

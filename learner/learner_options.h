@@ -34,7 +34,7 @@ struct LearnerOptions {
   int32_t keep_checkpoints = 2;
   std::string publish_dtype = "bfloat16";  // of published weights: float32, bfloat16, float16
   int32_t solve_samples = 8;               // SOLVE jobs: trajectories per problem by default
-  int32_t publish_attempts = 5;            // tries per weight version before the job fails
+  int32_t publish_attempts = 5;            // tries per driver pass (it keeps trying)
   absl::Duration publish_timeout = absl::Minutes(5);  // one PublishWeights call
   TrainProgramConfig program;                         // defaults of TRAIN jobs
   TrainerConfig train;

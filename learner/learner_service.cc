@@ -57,56 +57,117 @@ grpc::Status LearnerServiceImpl::RenewLease(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status LearnerServiceImpl::StreamTrajectories(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::TrajectoryAck, v1::TrajectoryBatch>* stream) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
-  v1::TrajectoryBatch batch;
-  while (stream->Read(&batch)) {
-    if (batch.actor_id().empty()) return Invalid("TrajectoryBatch.actor_id is empty");
-    v1::TrajectoryAck ack;
-    ack.set_sequence(batch.sequence());
-    IngestRequest request;
-    request.actor_id = batch.actor_id();
-    std::vector<std::string> ids;  // of the well-formed trajectories, in order
-    for (const v1::Trajectory& t : batch.trajectories()) {
-      absl::StatusOr<TrajectoryRecord> record = TrajectoryFromProto(t);
-      if (!record.ok()) {
-        v1::TrajectoryRejection* r = ack.add_rejections();
-        r->set_trajectory_id(t.trajectory_id());
-        r->set_reason(std::string(record.status().message()));
-        continue;
-      }
-      ids.push_back(record->trajectory_id);
-      request.trajectories.push_back(std::move(*record));
-    }
-    request.completed_lease_ids.assign(batch.completed_lease_ids().begin(),
-                                       batch.completed_lease_ids().end());
-    for (const v1::LeaseFailure& f : batch.failed_leases())
-      request.failed_leases.emplace_back(f.lease_id(), f.reason());
-    const std::vector<IngestResult> results = learner_->Ingest(std::move(request));
-    int32_t accepted = 0, duplicates = 0;
-    for (size_t i = 0; i < results.size(); ++i) {
-      switch (results[i].outcome) {
-        case IngestOutcome::kAccepted:
-          ++accepted;
-          break;
-        case IngestOutcome::kDuplicate:
-          ++duplicates;
-          break;
-        case IngestOutcome::kRejected: {
-          v1::TrajectoryRejection* r = ack.add_rejections();
-          r->set_trajectory_id(ids[i]);
-          r->set_reason(results[i].reason);
-          break;
-        }
-      }
-    }
-    ack.set_accepted(accepted);
-    ack.set_duplicates(duplicates);
-    if (!stream->Write(ack)) break;
+absl::StatusOr<v1::TrajectoryAck> LearnerServiceImpl::IngestBatch(
+    const v1::TrajectoryBatch& batch) {
+  if (batch.actor_id().empty()) {
+    return absl::InvalidArgumentError("TrajectoryBatch.actor_id is empty");
   }
-  return grpc::Status::OK;
+  v1::TrajectoryAck ack;
+  ack.set_sequence(batch.sequence());
+  IngestRequest request;
+  request.actor_id = batch.actor_id();
+  std::vector<std::string> ids;  // of the well-formed trajectories, in order
+  for (const v1::Trajectory& t : batch.trajectories()) {
+    absl::StatusOr<TrajectoryRecord> record = TrajectoryFromProto(t);
+    if (!record.ok()) {
+      v1::TrajectoryRejection* r = ack.add_rejections();
+      r->set_trajectory_id(t.trajectory_id());
+      r->set_reason(std::string(record.status().message()));
+      continue;
+    }
+    ids.push_back(record->trajectory_id);
+    request.trajectories.push_back(std::move(*record));
+  }
+  request.completed_lease_ids.assign(batch.completed_lease_ids().begin(),
+                                     batch.completed_lease_ids().end());
+  for (const v1::LeaseFailure& f : batch.failed_leases())
+    request.failed_leases.emplace_back(f.lease_id(), f.reason());
+  const std::vector<IngestResult> results = learner_->Ingest(std::move(request));
+  int32_t accepted = 0, duplicates = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    switch (results[i].outcome) {
+      case IngestOutcome::kAccepted:
+        ++accepted;
+        break;
+      case IngestOutcome::kDuplicate:
+        ++duplicates;
+        break;
+      case IngestOutcome::kRejected: {
+        v1::TrajectoryRejection* r = ack.add_rejections();
+        r->set_trajectory_id(ids[i]);
+        r->set_reason(results[i].reason);
+        break;
+      }
+    }
+  }
+  ack.set_accepted(accepted);
+  ack.set_duplicates(duplicates);
+  return ack;
+}
+
+namespace {
+
+// One StreamTrajectories call: read a batch, parse it, ingest it, write its ack, repeat
+// until the actor half-closes. Deletes itself when the call is done.
+class TrajectoryStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  TrajectoryStream(LearnerServiceImpl* service, const grpc::Status& auth) : service_(service) {
+    if (!auth.ok()) {
+      Finish(auth);
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the actor half-closed (or the call broke: then the status is moot)
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ++batches_;
+    v1::TrajectoryBatch batch;
+    const size_t bytes = in_.Length();
+    if (!grpc::SerializationTraits<v1::TrajectoryBatch>::Deserialize(&in_, &batch).ok()) {
+      Finish(Invalid(absl::StrCat("StreamTrajectories: message ", batches_, " (", bytes,
+                                  " bytes) is not a TrajectoryBatch")));
+      return;
+    }
+    absl::StatusOr<v1::TrajectoryAck> ack = service_->IngestBatch(batch);
+    if (!ack.ok()) {
+      Finish(rpc::ToGrpcStatus(ack.status()));
+      return;
+    }
+    bool own_buffer = false;
+    out_.Clear();
+    if (!grpc::SerializationTraits<v1::TrajectoryAck>::Serialize(*ack, &out_, &own_buffer).ok()) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "cannot serialize a TrajectoryAck"));
+      return;
+    }
+    StartWrite(&out_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the actor went away"));
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  LearnerServiceImpl* service_;
+  grpc::ByteBuffer in_;
+  grpc::ByteBuffer out_;
+  int64_t batches_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* LearnerServiceImpl::StreamTrajectories(
+    grpc::CallbackServerContext* context) {
+  return new TrajectoryStream(this, auth_.Check(*context));
 }
 
 // --- ProblemService ------------------------------------------------------------------------

@@ -6,6 +6,10 @@
 // sends can crash the server.
 #pragma once
 
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/server_callback.h>
+
+#include "absl/status/statusor.h"
 #include "deepsearch/v1/learner_service.grpc.pb.h"
 #include "deepsearch/v1/problem_service.grpc.pb.h"
 
@@ -14,7 +18,12 @@
 
 namespace deepsearch {
 
-class LearnerServiceImpl final : public v1::LearnerService::Service {
+// StreamTrajectories is served raw (the callback API on bytes): the sync API reports a batch
+// that does not parse exactly like the end of the stream, so the handler parses each batch
+// itself and answers INVALID_ARGUMENT for one that does not.
+class LearnerServiceImpl final
+    : public v1::LearnerService::WithRawCallbackMethod_StreamTrajectories<
+          v1::LearnerService::Service> {
  public:
   LearnerServiceImpl(Learner* learner, rpc::ServerAuth auth)
       : learner_(learner), auth_(std::move(auth)) {}
@@ -23,9 +32,11 @@ class LearnerServiceImpl final : public v1::LearnerService::Service {
                          v1::LeaseWorkResponse* response) override;
   grpc::Status RenewLease(grpc::ServerContext* context, const v1::RenewLeaseRequest* request,
                           v1::RenewLeaseResponse* response) override;
-  grpc::Status StreamTrajectories(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::TrajectoryAck, v1::TrajectoryBatch>* stream) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamTrajectories(
+      grpc::CallbackServerContext* context) override;
+
+  // One batch: its ack, or INVALID_ARGUMENT for a batch that ends the stream.
+  absl::StatusOr<v1::TrajectoryAck> IngestBatch(const v1::TrajectoryBatch& batch);
 
  private:
   Learner* learner_;

@@ -175,6 +175,8 @@ std::vector<TrainProgram::StepProblem> TrainProgram::NextStep() {
   return out;
 }
 
+void TrainProgram::ReleaseStep() { step_in_flight_ = false; }
+
 void TrainProgram::OnTrainingTree(const std::string& problem_id, int32_t fresh_trajectories,
                                   int32_t fresh_correct) {
   auto& [fresh, correct] = round_outcomes_[problem_id];

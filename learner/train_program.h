@@ -108,6 +108,11 @@ class TrainProgram {
     bool use_solution_cache = false;
   };
   std::vector<StepProblem> NextStep();
+  // Whether NextStep's step waits for StepDone.
+  bool step_in_flight() const { return step_in_flight_; }
+  // The step in flight is given up (its leases and trees are lost): NextStep takes the next
+  // problems as the same step index.
+  void ReleaseStep();
   // The outcome of one trained tree of the current round.
   void OnTrainingTree(const std::string& problem_id, int32_t fresh_trajectories,
                       int32_t fresh_correct);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -61,6 +62,21 @@ absl::Status CacheWeightPublisher::Publish(const WeightSet& weights) {
                                                " to ", client_.target(), ": ", s.message()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> CacheWeightPublisher::LatestVersion() {
+  auto stub = v1::CacheService::NewStub(client_.channel());
+  std::unique_ptr<grpc::ClientContext> context =
+      client_.NewContext(std::min(timeout_, absl::Seconds(30)));
+  v1::CacheStats stats;
+  const grpc::Status status =
+      stub->GetCacheStats(context.get(), v1::GetCacheStatsRequest(), &stats);
+  if (!status.ok()) {
+    const absl::Status s = rpc::FromGrpcStatus(status);
+    return absl::Status(s.code(), absl::StrCat("asking ", client_.target(),
+                                               " for its newest weight version: ", s.message()));
+  }
+  return stats.latest_weight_version();
 }
 
 }  // namespace deepsearch

@@ -39,6 +39,8 @@ class CacheWeightPublisher final : public WeightSink {
   // by reference. Errors are the cache service's status, with the address; AlreadyExists for
   // a version it has; the file system's (naming the path) when the file cannot be written.
   absl::Status Publish(const WeightSet& weights) override;
+  // CacheService.GetCacheStats' latest_weight_version.
+  absl::StatusOr<int64_t> LatestVersion() override;
 
  private:
   CacheWeightPublisher(rpc::RpcClient client, absl::Duration timeout, Options options)

@@ -40,6 +40,8 @@ PACKAGES=(
   # The project's Python environment (.venv) is made with Debian's Python 3.11; pip fetches
   # its wheels over HTTPS.
   ca-certificates python3-venv
+  # docs/DEPLOY.md's certificate commands (tests/deploy/deploy_commands_test.py).
+  openssl
   # The services' Prometheus endpoints (HTTP).
   libcpp-httplib-dev
 )

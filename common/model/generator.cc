@@ -1,6 +1,7 @@
 #include "common/model/generator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,12 @@ absl::StatusOr<std::vector<std::vector<GeneratedSample>>> Generator::Generate(
         Live& s = live[k];
         GeneratedSample& out =
             results[static_cast<size_t>(s.request)][static_cast<size_t>(s.sample)];
+        if (!std::isfinite(sampled[k].logprob)) {
+          return absl::DataLossError(absl::StrCat(
+              "the model's logits are not finite (log-probability ", sampled[k].logprob,
+              " at token ", out.tokens.size() + 1, " of sample ", s.sample + 1,
+              "): its weights are broken (NaN, Inf or overflowing values)"));
+        }
         out.tokens.push_back(sampled[k].token);
         out.logprobs.push_back(sampled[k].logprob);
         out.entropies.push_back(sampled[k].entropy);

@@ -1,6 +1,7 @@
 #include "common/rpc/weight_stream.h"
 
 #include <algorithm>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -194,7 +195,13 @@ absl::Status WeightChunkAssembler::Add(const v1::WeightChunk& chunk) {
       }
       current_ = std::move(w);
       expected_bytes_ = header.encoded_bytes();
-      current_.data.reserve(expected_bytes_);
+      try {
+        current_.data.reserve(expected_bytes_);
+      } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+        return fail(absl::ResourceExhaustedError(
+            absl::StrCat("version ", header.version(), " announces ", expected_bytes_,
+                         " encoded bytes; this process cannot allocate them")));
+      }
       hash_ = std::make_unique<StreamingHash64>();
       have_header_ = true;
       return absl::OkStatus();

@@ -1,13 +1,18 @@
 #include "common/tasks/dataset.h"
 
 #include <fstream>
+#include <map>
+#include <memory>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+
+#include "common/tasks/task.h"
 
 namespace deepsearch {
 namespace {
@@ -49,6 +54,7 @@ std::string ProblemSet::ErrorSummary(size_t max_errors) const {
 ProblemSet ReadProblemsJsonl(std::istream& in) {
   ProblemSet set;
   std::set<std::string> ids;
+  std::map<std::string, std::string> task_errors;  // by task spec: why it is refused ("": fine)
   std::string line;
   int64_t number = 0;
   while (std::getline(in, line)) {
@@ -82,6 +88,19 @@ ProblemSet ReadProblemsJsonl(std::istream& in) {
     p.prompt = *prompt;
     p.answer = *answer;
     if (const auto task = Field(j, {"task"}, unused)) p.task = *task;
+    if (auto [known, fresh] = task_errors.try_emplace(p.task); fresh) {
+      absl::StatusOr<std::unique_ptr<TaskFamily>> family = MakeTaskFamily(p.task);
+      if (!family.ok()) {
+        const std::string message(family.status().message());
+        known->second = absl::StrContains(message, absl::StrCat("'", p.task, "'"))
+                            ? message
+                            : absl::StrCat("task '", p.task, "': ", message);
+      }
+    }
+    if (const std::string& bad = task_errors.at(p.task); !bad.empty()) {
+      error(bad);
+      continue;
+    }
     if (const auto id = Field(j, {"id"}, unused); id && !id->empty()) {
       p.id = *id;
     } else {

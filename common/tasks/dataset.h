@@ -4,9 +4,9 @@
 // "prompt"; the ground truth under "final_answer" or "answer" (a string or a number); an
 // optional "id" (derived from the content with StableProblemId when absent) and "task" (a
 // task spec; empty = "math"); every other scalar field is kept as metadata. Blank lines are
-// skipped. A malformed line (not JSON, not an object, no statement, no answer, a duplicate
-// id) is reported with its 1-based line number and the reason, and every other line is still
-// read: nothing valid is lost to a bad neighbour.
+// skipped. A malformed line (not JSON, not an object, no statement, no answer, a task spec
+// the task registry does not make, a duplicate id) is reported with its 1-based line number and the
+// reason, and every other line is still read: nothing valid is lost to a bad neighbour.
 //
 // Writing emits {"id", "prompt", "answer", "task", ...metadata} per line, which reads back to
 // the same problems.

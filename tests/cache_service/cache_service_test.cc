@@ -396,6 +396,23 @@ TEST_F(CacheServiceTest, BrokenPublishesLeaveNothingVisible) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr("before the trailer"));
   }
+  // A header that announces more bytes than this process can hold (60 GB, under the 64 GiB
+  // limit): a status naming the version, not an exception escaping the handler (UNKNOWN).
+  {
+    EncodedWeights huge = good;
+    huge.version = 7;
+    v1::WeightChunk header = rpc::WeightHeaderChunk(huge);
+    header.mutable_header()->set_encoded_bytes(60'000'000'000);
+    grpc::ClientContext context;
+    v1::PublishWeightsResponse response;
+    auto writer = stub_->PublishWeights(&context, &response);
+    writer->Write(header);
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    EXPECT_NE(s.error_code(), grpc::StatusCode::UNKNOWN) << s.error_message();
+    EXPECT_NE(s.error_code(), grpc::StatusCode::OK);
+    EXPECT_THAT(s.error_message(), HasSubstr("version 7"));
+  }
   EXPECT_EQ(Stats().latest_weight_version(), 0);
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/weights/incoming"));
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_ + "/weights"),

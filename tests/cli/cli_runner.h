@@ -2,6 +2,7 @@
 // CMake for the cli_test binary).
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -61,6 +62,39 @@ inline CliRun RunDeepsearch(const std::string& args, const std::string& input = 
   std::remove(out_path.c_str());
   std::remove(err_path.c_str());
   return run;
+}
+
+// Starts `deepsearch ARGS...` with stdout and stderr into `log`; returns its pid.
+inline pid_t StartDeepsearch(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), DEEPSEARCH_CLI_PATH);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(DEEPSEARCH_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until `log` contains `text` (at most `seconds`); returns the log.
+inline std::string WaitForLog(const std::string& log, const std::string& text, int seconds = 30) {
+  std::string content;
+  for (int i = 0; i < seconds * 20 && content.find(text) == std::string::npos; ++i) {
+    ::usleep(50'000);
+    content = ReadFile(log);
+  }
+  return content;
+}
+
+inline int ExitCode(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace deepsearch::testing

@@ -101,19 +101,21 @@ TEST_F(DataCliTest, SolutionsCheckAndTamperingIsCaught) {
   lines[2] = third.dump();
   lines.push_back("{not json");
   lines.push_back(R"({"prompt": "x", "answer": "1", "task": "chess", "solution": "\\boxed{1}"})");
+  lines.push_back(lines[0]);  // a duplicate id: refused, and not counted as a problem
   {
     std::ofstream out(file, std::ios::trunc);
     for (const std::string& line : lines) out << line << "\n";
   }
   Result check = RunData("data check " + file);
   EXPECT_EQ(check.exit_code, 1) << check.output;
-  EXPECT_THAT(check.output, HasSubstr(": 4 problems; 3 solutions checked: 1 correct, 2 failed; 1 "
-                                      "without a solution; 1 malformed lines"));
+  EXPECT_THAT(check.output, HasSubstr(": 3 problems; 2 solutions checked: 1 correct, 1 failed; 1 "
+                                      "without a solution; 3 malformed lines"));
   EXPECT_THAT(check.output,
               HasSubstr("line 2: problem " + second["id"].get<std::string>() +
                         ": boxed answer 0, target " + second["answer"].get<std::string>()));
   EXPECT_THAT(check.output, HasSubstr("line 4: not valid JSON"));
-  EXPECT_THAT(check.output, HasSubstr("line 5: unknown task 'chess'"));
+  EXPECT_THAT(check.output, HasSubstr("line 5: unknown task 'chess' (known: "));
+  EXPECT_THAT(check.output, HasSubstr("line 6: duplicate id '"));
 }
 
 TEST_F(DataCliTest, ErrorsAndUsage) {

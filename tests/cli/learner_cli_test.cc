@@ -86,37 +86,38 @@ TEST(LearnerCliTest, LearnerServesUntilSigtermThenExitsCleanly) {
   EXPECT_TRUE(std::filesystem::is_directory(dir + "/state/jobs"));
 }
 
-// Starts `deepsearch ARGS...` with stdout and stderr into `log`; returns its pid.
-pid_t StartDeepsearch(std::vector<std::string> args, const std::string& log) {
-  args.insert(args.begin(), DEEPSEARCH_CLI_PATH);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execv(DEEPSEARCH_CLI_PATH, argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
+// The clients retry a learner that cannot be reached for --connect-timeout: a submission
+// made before the learner is up goes through once it is (and makes one job), and a learner
+// that never comes gives a clear failure after the timeout.
+TEST(LearnerCliTest, ClientsRetryALearnerThatIsNotUpYet) {
+  const std::string dir = Scratch("retry");
+  ASSERT_EQ(RunDeepsearch("model init --preset tiny --out " + dir + "/model").exit_code, 0);
+  ASSERT_EQ(
+      RunDeepsearch("data gen --task addition --n 3 --seed 1 --out " + dir + "/p.jsonl").exit_code,
+      0);
+  const std::string nobody = "127.0.0.1:" + std::to_string(FreePort());
+  CliRun run = RunDeepsearch("status --learner " + nobody + " --connect-timeout 1");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("deepsearch status: " + nobody + " unavailable ("));
+  EXPECT_THAT(run.err, HasSubstr("retrying for up to 1s"));
+  EXPECT_THAT(run.err, HasSubstr("(gRPC code 14)"));
 
-// Waits until `log` contains `text` (at most 30 s); returns the log.
-std::string WaitForLog(const std::string& log, const std::string& text) {
-  std::string content;
-  for (int i = 0; i < 600 && content.find(text) == std::string::npos; ++i) {
-    ::usleep(50'000);
-    content = ReadFile(log);
-  }
-  return content;
-}
-
-int ExitCode(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  const pid_t submit = StartDeepsearch(
+      {"submit", "--learner", address, "--problems", dir + "/p.jsonl", "--connect-timeout", "60"},
+      dir + "/submit.log");
+  ::usleep(1'500'000);  // the submission is retrying when the learner starts
+  const pid_t learner = StartDeepsearch(
+      {"learner", "--model", dir + "/model", "--state-dir", dir + "/state", "--listen", address},
+      dir + "/learner.log");
+  EXPECT_EQ(ExitCode(submit), 0) << ReadFile(dir + "/submit.log");
+  EXPECT_THAT(ReadFile(dir + "/submit.log"), HasSubstr("unavailable"));
+  EXPECT_THAT(ReadFile(dir + "/submit.log"), HasSubstr("job-000001"));
+  run = RunDeepsearch("status --learner " + address);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(Lines(run.out).size(), 1u) << run.out;  // one job, though the call was retried
+  ::kill(learner, SIGTERM);
+  EXPECT_EQ(ExitCode(learner), 0);
 }
 
 // Two learner processes as one data-parallel learner: rank 1 has no model directory (it takes

@@ -137,6 +137,69 @@ TEST(RunCliTest, TrainsEndToEndOnLoopbackStopsOnSigintAndResumes) {
   std::filesystem::remove(log1 + ".out");
 }
 
+// The pid of the run's service whose command line holds `marker` (0: none).
+pid_t ServicePid(const std::string& dir, const std::string& marker) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
+    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+    if (cmdline.find(dir) != std::string::npos && cmdline.find(marker) != std::string::npos)
+      return static_cast<pid_t>(std::stol(pid));
+  }
+  return 0;
+}
+
+// A service that dies is started again: an actor killed with SIGKILL rejoins (its leases
+// expire and are re-issued), the learner killed with SIGKILL resumes from its checkpoint; the
+// run completes with exit code 0 and says what it restarted.
+TEST(RunCliTest, DeadServicesAreRestartedAndTheRunCompletes) {
+  const std::string dir =
+      ::testing::TempDir() + "/deepsearch_run_restart_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::vector<std::string> args = {
+      DEEPSEARCH_CLI_PATH, "run", "--dir", dir, "--actors", "2",
+      // No warm start: a random model trains on two-number Countdown for 8 steps.
+      "--set", "run.task=countdown:n=2", "--set", "run.sft_steps=0", "--set",
+      "run.train_problems=8", "--set", "run.heldout_problems=4", "--set", "run.eval_every=100",
+      "--set", "run.eval_samples=2", "--set", "run.status_interval=1s", "--set",
+      "learner.program.screen=false", "--set", "learner.program.batch_problems=2", "--set",
+      "learner.program.trajectories=4", "--set", "learner.program.max_steps=8", "--set",
+      "learner.checkpoint_every=2", "--set", "learner.lease_duration=4s", "--set",
+      "actor.renew_interval=1s", "--set", "search.max_depth=3", "--set", "search.step_tokens=6",
+      "--set", "search.max_response_tokens=18", "--set", "search.overlong_buffer=4"};
+  const std::string log = dir + ".log";
+  const pid_t run = StartDeepsearch(std::vector<std::string>(args.begin() + 1, args.end()), log);
+  auto step = [&] {
+    const Json sample = LastSample(dir);
+    return sample.is_object() ? sample.value("step", 0) : 0;
+  };
+  auto wait_for_step = [&](int n) {
+    for (int i = 0; i < 1200 && step() < n; ++i) ::usleep(100'000);
+    return step() >= n;
+  };
+  ASSERT_TRUE(wait_for_step(2)) << ReadFile(log);
+  const pid_t actor = ServicePid(dir, "--actor-id actor-1");
+  ASSERT_GT(actor, 0);
+  ASSERT_EQ(::kill(actor, SIGKILL), 0);
+  ASSERT_TRUE(wait_for_step(5)) << ReadFile(log);
+  const pid_t learner = ServicePid(dir, "learner --config");
+  ASSERT_GT(learner, 0);
+  ASSERT_EQ(::kill(learner, SIGKILL), 0);
+  EXPECT_EQ(ExitCode(run), 0) << ReadFile(log);
+  const std::string out = ReadFile(log);
+  EXPECT_THAT(out, HasSubstr("[run] the actor-1 exited with status 137 (signal 9); restarting it "
+                             "(restart 1 of 3"));
+  EXPECT_THAT(out, HasSubstr("[run] the learner exited with status 137 (signal 9); restarting it "
+                             "(restart 1 of 3"));
+  EXPECT_THAT(out, HasSubstr("deepsearch run: done"));
+  EXPECT_THAT(out, HasSubstr("training: 8 steps"));
+  EXPECT_THAT(ReadFile(dir + "/logs/learner.log"), HasSubstr("learner: resumed from"));
+  EXPECT_EQ(ProcessesUsing(dir), 0);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(log);
+}
+
 TEST(RunCliTest, WarmStartOnlyWritesTheSetsAndTheModelAndStartsNoService) {
   const std::string dir = ::testing::TempDir() + "/deepsearch_warm_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);

@@ -3,6 +3,7 @@
 // the job completes with results; every malformed request gets a status naming the field.
 #include "learner/learner_service.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "gmock/gmock.h"
@@ -334,6 +335,38 @@ TEST_F(LearnerServiceTest, MalformedRequestsGetStatusesNamingTheField) {
     EXPECT_THAT(ack.rejections(0).reason(), HasSubstr("job-x-1"));
     stream->WritesDone();
     EXPECT_TRUE(stream->Finish().ok());
+  }
+  {  // Bytes that are not a TrajectoryBatch end the stream with INVALID_ARGUMENT (not OK).
+    grpc::GenericStub generic(channel_);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    auto stream =
+        generic.PrepareCall(&context, "/deepsearch.v1.LearnerService/StreamTrajectories", &cq);
+    void* tag = nullptr;
+    bool ok = false;
+    auto await = [&](intptr_t want) {
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+      EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+    };
+    stream->StartCall(reinterpret_cast<void*>(1));
+    await(1);
+    const std::string garbage = "\xff\xff\xff\xff";  // a truncated field tag
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer buffer(&slice, 1);
+    stream->Write(buffer, reinterpret_cast<void*>(2));
+    await(2);
+    grpc::ByteBuffer reply;
+    stream->Read(&reply, reinterpret_cast<void*>(3));
+    await(3);
+    EXPECT_FALSE(ok) << "an ack for bytes that do not parse";
+    grpc::Status status;
+    stream->Finish(&status, reinterpret_cast<void*>(4));
+    await(4);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("message 1 (4 bytes) is not a TrajectoryBatch"));
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
   }
 }
 

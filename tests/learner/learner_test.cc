@@ -298,6 +298,170 @@ TEST(LearnerTest, AsyncModeLeasesTheNextStepBeforeTrainingAndDropsStaleTrees) {
   EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3));
 }
 
+// One round of three steps on two problems, no screening: the jobs of the restart tests.
+LearnerOptions ThreeStepOptions(const ScratchDir& dir) {
+  LearnerOptions options = SmallOptions(dir, "state");
+  options.program.screen = false;
+  options.program.steps_per_round = 3;
+  return options;
+}
+
+// Submits their TRAIN job (p0, p1); returns its id.
+std::string SubmitTwoProblems(Learner& learner) {
+  absl::StatusOr<Job> job =
+      learner.Submit(JobKind::kTrain, "t", NumberedProblems(2), JobOptions{}, "");
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? job->id : "";
+}
+
+// Serves the job to its end; it must succeed with its three steps.
+void ExpectThreeStepsDone(Learner& learner, const std::string& job_id) {
+  const Job done = RunUntilDone(learner, job_id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.progress.training_steps, 3);
+}
+
+// A step whose weight version cannot be published (the cache service is down) is still
+// done: the learner holds the next step back, says what it waits for (stats, the job's
+// phase), and goes on as soon as the sink takes the version.
+TEST(LearnerTest, AFailedPublishHoldsTheNextStepBackUntilTheSinkIsBack) {
+  ScratchDir dir("learner_publish_down");
+  RecordingSink sink;
+  LearnerOptions options = ThreeStepOptions(dir);
+  options.publish_attempts = 2;
+  auto learner = Learner::Create(options, &sink);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  Learner& l = **learner;
+  const std::string job_id = SubmitTwoProblems(l);
+  ASSERT_TRUE(l.Poll().ok());
+  ASSERT_EQ(ServeLeases(l).size(), 2u);  // step 0
+  sink.SetDown(true);
+  const absl::Status polled = l.Poll();  // trains step 0; version 2 cannot go out
+  EXPECT_EQ(polled.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(polled.message()),
+              ::testing::HasSubstr("cannot publish weight version 2"));
+  EXPECT_EQ(l.stats().training_steps, 1);
+  EXPECT_EQ(l.stats().unpublished_version, 2);
+  EXPECT_THAT(l.stats().waiting_for, ::testing::HasSubstr("publishing weight version 2"));
+  EXPECT_THAT(l.jobs().Get(job_id)->progress.phase,
+              ::testing::HasSubstr("(waiting: publishing weight version 2"));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(l.Poll().ok());
+    EXPECT_TRUE(ServeLeases(l).empty()) << "a lease went out before version 2 was published";
+  }
+  sink.SetDown(false);
+  ASSERT_TRUE(l.Poll().ok());
+  EXPECT_EQ(l.stats().unpublished_version, 0);
+  EXPECT_EQ(l.stats().waiting_for, "");
+  std::vector<IssuedLease> step1 = ServeLeases(l);
+  ASSERT_EQ(step1.size(), 2u);
+  EXPECT_EQ(step1[0].spec.step, 1);
+  EXPECT_EQ(step1[0].spec.min_weight_version, 2);
+  ExpectThreeStepsDone(l, job_id);
+  EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3, 4));
+}
+
+// The same outage ending in a restart: the checkpoint of a learner stopped while it waited
+// resumes the job, which publishes and completes.
+TEST(LearnerTest, ALearnerStoppedWhileAPublishWaitsResumesAndCompletes) {
+  ScratchDir dir("learner_publish_restart");
+  RecordingSink sink;
+  LearnerOptions options = ThreeStepOptions(dir);
+  options.publish_attempts = 1;
+  std::string job_id;
+  {
+    auto learner = Learner::Create(options, &sink);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    job_id = SubmitTwoProblems(**learner);
+    ASSERT_TRUE((*learner)->Poll().ok());
+    ServeLeases(**learner);
+    sink.SetDown(true);
+    EXPECT_FALSE((*learner)->Poll().ok());
+    ASSERT_TRUE((*learner)->Shutdown().ok());  // checkpoints step 1
+  }
+  sink.SetDown(false);
+  options.model = "";
+  auto resumed = Learner::Create(options, &sink);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ((*resumed)->weight_version(), 2);
+  ExpectThreeStepsDone(**resumed, job_id);
+  EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3, 4));
+}
+
+// A learner killed after it published versions its last checkpoint does not have resumes
+// from the checkpoint and numbers its weights after the sink's newest: versions stay unique
+// and increasing, and the resumed weights are what actors take next.
+TEST(LearnerTest, AResumedLearnerNumbersItsWeightsAfterTheSinksNewestVersion) {
+  ScratchDir dir("learner_renumber");
+  RecordingSink sink;
+  LearnerOptions options = ThreeStepOptions(dir);
+  std::string job_id;
+  {
+    auto learner = Learner::Create(options, &sink);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    job_id = SubmitTwoProblems(**learner);
+    RunUntilDone(**learner, job_id, 200, /*stop_after_steps=*/1);
+    ASSERT_EQ((*learner)->weight_version(), 2);
+  }  // checkpointed at step 1, version 2
+  // Steps the crash lost had published versions 3 and 4.
+  sink.StoreForeign(3);
+  sink.StoreForeign(4);
+  options.model = "";
+  auto resumed = Learner::Create(options, &sink);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ((*resumed)->weight_version(), 5);  // the checkpoint's weights, numbered anew
+  LeaseWorkResult work = (*resumed)->LeaseWork("a", 0, absl::Now());
+  EXPECT_EQ(work.latest_weight_version, 5);
+  ExpectThreeStepsDone(**resumed, job_id);
+  EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3, 4, 5, 6, 7));
+
+  // A version taken by other weights at publish time (a sink that moved on meanwhile): the
+  // next free number.
+  sink.StoreForeign(8);
+  resumed->reset();
+  auto again = Learner::Create(options, &sink);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->weight_version(), 9);
+}
+
+// A checkpoint written with a step in flight and no leases to re-issue (what a learner
+// stalled by the old publish order left behind) resumes and trains the next step.
+TEST(LearnerTest, ACheckpointWithAStepInFlightAndNoLeasesResumes) {
+  ScratchDir dir("learner_in_flight");
+  LearnerOptions options = ThreeStepOptions(dir);
+  std::string job_id;
+  {
+    auto learner = Learner::Create(options, nullptr);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    job_id = SubmitTwoProblems(**learner);
+    RunUntilDone(**learner, job_id, 200, /*stop_after_steps=*/1);
+  }
+  const std::string checkpoint = LatestCheckpoint(dir.Sub("state"));
+  nlohmann::json state = ReadLearnerState(checkpoint);
+  nlohmann::json program = nlohmann::json::parse(state["train"]["program"].get<std::string>());
+  program["step_in_flight"] = true;
+  state["train"]["program"] = program.dump();
+  state["train"].erase("collecting");
+  ASSERT_TRUE(WriteFileAtomically(checkpoint + "/learner.json", state.dump(2)).ok());
+  options.model = "";
+  auto resumed = Learner::Create(options, nullptr);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ExpectThreeStepsDone(**resumed, job_id);
+}
+
+TEST(LearnerTest, SubmitRefusesAnUnknownTask) {
+  ScratchDir dir("learner_bad_task");
+  auto learner = Learner::Create(SmallOptions(dir, "state"), nullptr);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  std::vector<Problem> problems = NumberedProblems(3);
+  problems[2].task = "nosuchtask";
+  absl::StatusOr<Job> job = (*learner)->Submit(JobKind::kSolve, "s", problems, JobOptions{}, "");
+  ASSERT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()),
+              ::testing::HasSubstr("problem p2: task 'nosuchtask': unknown task 'nosuchtask'"));
+  EXPECT_TRUE((*learner)->jobs().Active().empty());
+}
+
 TEST(LearnerTest, CreateNamesWhatIsMissing) {
   ScratchDir dir("learner_errors");
   LearnerOptions options;

@@ -51,13 +51,39 @@ inline std::string TinyModel(const ScratchDir& dir, uint64_t seed = 7) {
   return path;
 }
 
-// Records every published version.
+// Records every published version; refuses versions the way the cache service does (a
+// version taken by other weights, one older than the newest), and can be taken down.
 class RecordingSink final : public WeightSink {
  public:
   absl::Status Publish(const WeightSet& weights) override {
     absl::MutexLock lock(&mu_);
+    if (down_) return absl::UnavailableError("the sink is down");
+    auto it = stored_.find(weights.version);
+    if (it != stored_.end()) {
+      if (it->second == weights.tensors) return absl::AlreadyExistsError("same weights");
+      return absl::FailedPreconditionError("stored with other weights");
+    }
+    if (!stored_.empty() && weights.version < stored_.rbegin()->first)
+      return absl::FailedPreconditionError("not newer than the newest");
+    stored_.emplace(weights.version, weights.tensors);
     versions_.push_back(weights.version);
     return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> LatestVersion() override {
+    absl::MutexLock lock(&mu_);
+    if (down_) return absl::UnavailableError("the sink is down");
+    return stored_.empty() ? 0 : stored_.rbegin()->first;
+  }
+  // Publishes and LatestVersion fail with UNAVAILABLE while down.
+  void SetDown(bool down) {
+    absl::MutexLock lock(&mu_);
+    down_ = down;
+  }
+  // Stores `version` with other weights than any learner has (what a lost step published).
+  void StoreForeign(int64_t version) {
+    absl::MutexLock lock(&mu_);
+    stored_[version] = {};
+    versions_.push_back(version);
   }
   std::vector<int64_t> versions() const {
     absl::MutexLock lock(&mu_);
@@ -66,6 +92,8 @@ class RecordingSink final : public WeightSink {
 
  private:
   mutable absl::Mutex mu_;
+  bool down_ = false;
+  std::map<int64_t, std::vector<WeightTensor>> stored_;
   std::vector<int64_t> versions_;
 };
 

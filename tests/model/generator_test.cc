@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include <gmock/gmock.h>
@@ -217,6 +218,27 @@ TEST(GeneratorTest, SeededAndIndependentOfTheBatch) {
   GenerationRequest single = requests[0];
   single.num_samples = 1;
   EXPECT_EQ((*g.Generate({&single, 1}))[0][0].tokens, (*together)[0][0].tokens);
+}
+
+// Broken weights (here a NaN in the final norm) must not pass for a distribution: the
+// generator stops with an error instead of sampling from NaN logits.
+TEST(GeneratorTest, NonFiniteLogitsAreAnError) {
+  auto model = RandomModel(3);
+  {
+    c10::NoGradGuard no_grad;
+    for (auto& [name, tensor] : model->NamedParameters()) {
+      if (name == "model.norm.weight") tensor.fill_(std::numeric_limits<float>::quiet_NaN());
+    }
+  }
+  GenerationRequest r;
+  r.prompt = {1, 2};
+  r.sampling.max_new_tokens = 4;
+  Generator g(*model, {});
+  auto out = g.Generate({&r, 1});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(out.status().message()),
+              ::testing::HasSubstr("the model's logits are not finite"));
 }
 
 TEST(GeneratorTest, RejectsBadRequests) {

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/core/rng.h"
 #include "common/model/checkpoint_files.h"
 #include "common/tokenizer/char_tokenizer.h"
 
@@ -244,6 +245,37 @@ TEST_F(ModelDirTest, ErrorsNameTheProblem) {
     "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2})";
   EXPECT_THAT(std::string(LoadModelDirectory(broken, {}).status().message()),
               HasSubstr("the tokenizer has 100 tokens but the model only 50"));
+}
+
+// Random bytes where a model's tensors should be load as NaN and Inf values: refused, with
+// the tensors named, instead of a model that generates "-nan" log-probabilities.
+TEST_F(ModelDirTest, WeightsHoldingNaNOrInfAreRefused) {
+  const std::string dir = (root_ / "tiny").string();
+  ASSERT_TRUE(InitModelDirectory("tiny", dir, 5, false).ok());
+  auto files = *CheckpointFiles::Open(dir);
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<TensorToWrite> tensors;
+  Rng rng(9);
+  for (const std::string& name : files->names()) {
+    const auto* v = files->Find(name);
+    std::vector<uint8_t> bytes(v->data, v->data + v->size);
+    if (name == "model.embed_tokens.weight") {  // thousands of values: some decode as NaN/Inf
+      for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng.UniformInt(0, 255));
+    }
+    data.push_back(std::move(bytes));
+    tensors.push_back({name, v->dtype, v->shape, absl::Span<const uint8_t>(data.back())});
+  }
+  const std::string broken = (root_ / "random_bytes").string();
+  fs::create_directories(broken);
+  for (const char* f : {"config.json", "tokenizer.json"})
+    fs::copy_file(fs::path(dir) / f, fs::path(broken) / f);
+  files.reset();
+  ASSERT_TRUE(WriteSafetensors((fs::path(broken) / "model.safetensors").string(), tensors).ok());
+  const absl::Status status = LoadModelDirectory(broken, {}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("1 tensor(s) hold NaN or Inf values: model.embed_tokens.weight"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(broken));
 }
 
 }  // namespace

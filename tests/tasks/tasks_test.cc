@@ -38,6 +38,10 @@ TEST(DatasetTest, ReadsDeepMathStyleLinesAndReportsBadOnesWithLineNumbers) {
       R"({"question": "again", "answer": "1", "id": "q1"})"
       "\n"
       R"({"prompt": "3+3?", "answer": "6"})"
+      "\n"
+      R"({"prompt": "4+4?", "answer": "8", "task": "nosuchtask"})"
+      "\n"
+      R"({"prompt": "5+5?", "answer": "10", "task": "countdown:typo=1"})"
       "\n");
   const ProblemSet set = ReadProblemsJsonl(in);
   ASSERT_EQ(set.problems.size(), 3u);
@@ -49,7 +53,7 @@ TEST(DatasetTest, ReadsDeepMathStyleLinesAndReportsBadOnesWithLineNumbers) {
   EXPECT_EQ(set.problems[1].task, "math");
   EXPECT_EQ(set.problems[1].id, StableProblemId("2+2?", "4"));
   EXPECT_EQ(set.problems[2].prompt, "3+3?");
-  ASSERT_EQ(set.errors.size(), 5u);
+  ASSERT_EQ(set.errors.size(), 7u);
   EXPECT_EQ(set.errors[0].line, 4);
   EXPECT_EQ(set.errors[0].message, "not valid JSON");
   EXPECT_EQ(set.errors[1].line, 5);
@@ -60,8 +64,16 @@ TEST(DatasetTest, ReadsDeepMathStyleLinesAndReportsBadOnesWithLineNumbers) {
   EXPECT_THAT(set.errors[3].message, HasSubstr("no problem statement"));
   EXPECT_EQ(set.errors[4].line, 8);
   EXPECT_EQ(set.errors[4].message, "duplicate id 'q1'");
+  // Task specs the registry does not make.
+  EXPECT_EQ(set.errors[5].line, 10);
+  EXPECT_THAT(set.errors[5].message, HasSubstr("unknown task 'nosuchtask' (known: "));
+  EXPECT_THAT(set.errors[5].message, HasSubstr("countdown"));
+  EXPECT_EQ(set.errors[6].line, 11);
+  EXPECT_EQ(set.errors[6].message,
+            "task 'countdown:typo=1': task countdown: unknown option typo (known: max, "
+            "max_target, n, use_all)");
   EXPECT_THAT(set.ErrorSummary(2),
-              HasSubstr("line 4: not valid JSON; line 5: expected a JSON object; and 3 more"));
+              HasSubstr("line 4: not valid JSON; line 5: expected a JSON object; and 5 more"));
 }
 
 TEST(DatasetTest, WrittenProblemsReadBackEqual) {
