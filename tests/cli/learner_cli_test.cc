@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -96,7 +97,17 @@ TEST(LearnerCliTest, ClientsRetryALearnerThatIsNotUpYet) {
       RunDeepsearch("data gen --task addition --n 3 --seed 1 --out " + dir + "/p.jsonl").exit_code,
       0);
   const std::string nobody = "127.0.0.1:" + std::to_string(FreePort());
-  CliRun run = RunDeepsearch("status --learner " + nobody + " --connect-timeout 1");
+  // A problem set naming a task the registry does not make is refused before any call.
+  {
+    std::ofstream bad(dir + "/bad.jsonl");
+    bad << R"({"prompt": "1+1=", "answer": "2", "task": "nosuchtask"})"
+        << "\n";
+  }
+  CliRun run = RunDeepsearch("submit --learner " + nobody + " --problems " + dir + "/bad.jsonl");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("bad.jsonl: line 1: unknown task 'nosuchtask' (known: "));
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("unavailable")));
+  run = RunDeepsearch("status --learner " + nobody + " --connect-timeout 1");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("deepsearch status: " + nobody + " unavailable ("));
   EXPECT_THAT(run.err, HasSubstr("retrying for up to 1s"));
