@@ -76,23 +76,35 @@ struct Connection {
   std::unique_ptr<v1::ProblemService::Stub> stub;
   absl::Duration connect_timeout;
 
+  // A backoff for retrying this learner.
+  Backoff NewBackoff() const {
+    return Backoff(absl::Milliseconds(200), absl::Seconds(2), Hash64(client.target(), 7));
+  }
+  // After a failed call: whether to make it again (UNAVAILABLE before `give_up`), having
+  // said so on stderr at the first retry and waited the backoff's next delay.
+  bool RetryLater(std::string_view command, const grpc::Status& status, Backoff& backoff,
+                  absl::Time give_up) const {
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up)
+      return false;
+    if (backoff.failures() == 0) {
+      std::cerr << "deepsearch " << command << ": " << client.target() << " unavailable ("
+                << status.error_message() << "); retrying for up to "
+                << absl::FormatDuration(connect_timeout) << "\n";
+    }
+    absl::SleepFor(std::min(backoff.Next(), give_up - absl::Now()));
+    return true;
+  }
+
   // `call(context)` with the token and a deadline, retried while the learner is UNAVAILABLE
-  // for at most connect_timeout (a line on stderr says so once).
+  // for at most connect_timeout.
   template <typename Call>
   grpc::Status Unary(std::string_view command, Call call) const {
-    Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), Hash64(client.target(), 7));
+    Backoff backoff = NewBackoff();
     const absl::Time give_up = absl::Now() + connect_timeout;
     while (true) {
       std::unique_ptr<grpc::ClientContext> context = client.NewContext(absl::Seconds(60));
       const grpc::Status status = call(*context);
-      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up)
-        return status;
-      if (backoff.failures() == 0) {
-        std::cerr << "deepsearch " << command << ": " << client.target() << " unavailable ("
-                  << status.error_message() << "); retrying for up to "
-                  << absl::FormatDuration(connect_timeout) << "\n";
-      }
-      absl::SleepFor(std::min(backoff.Next(), give_up - absl::Now()));
+      if (!RetryLater(command, status, backoff, give_up)) return status;
     }
   }
 };
@@ -137,7 +149,7 @@ std::string ToJson(const google::protobuf::Message& m) {
 
 int Watch(const Connection& c, const std::string& job_id) {
   v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
-  Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), Hash64(job_id, 7));
+  Backoff backoff = c.NewBackoff();
   absl::Time give_up = absl::Now() + c.connect_timeout;
   while (true) {
     std::unique_ptr<grpc::ClientContext> context = c.client.NewContext(absl::InfiniteDuration());
@@ -154,14 +166,8 @@ int Watch(const Connection& c, const std::string& job_id) {
     }
     const grpc::Status status = reader->Finish();
     if (status.ok()) break;
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= give_up)
+    if (!c.RetryLater("watch", status, backoff, give_up))
       return Fail("watch", CallError(c, status));
-    if (backoff.failures() == 0) {
-      std::cerr << "deepsearch watch: " << c.client.target() << " unavailable ("
-                << status.error_message() << "); retrying for up to "
-                << absl::FormatDuration(c.connect_timeout) << "\n";
-    }
-    absl::SleepFor(std::min(backoff.Next(), give_up - absl::Now()));
   }
   return state == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitFailure;
 }

@@ -185,6 +185,9 @@ struct Learner::Impl {
   // Restored from a checkpoint, applied when the job's run starts.
   std::optional<Json> restored_train ABSL_GUARDED_BY(drive_mu);
   int64_t unpublished_version ABSL_GUARDED_BY(drive_mu) = -1;
+  // Whether PublishLocked has asked the sink for its newest version (after a restart ours may
+  // be behind it).
+  bool sink_numbering_checked ABSL_GUARDED_BY(drive_mu) = false;
 
   mutable absl::Mutex mu;
   absl::CondVar wake;
@@ -313,9 +316,13 @@ absl::Status Learner::Impl::PublishLocked() {
   DS_ASSIGN_OR_RETURN(WeightSet set, ExportWeights(trainer->model(), unpublished_version, dtype));
   absl::Status status = absl::OkStatus();
   for (int attempt = 1; attempt <= options.publish_attempts; ++attempt) {
-    absl::StatusOr<int64_t> newest = sink->LatestVersion();
+    // Once per process: only a learner that restarted can be behind the cache's numbering
+    // (later, a version taken by other weights shows as FAILED_PRECONDITION below).
+    absl::StatusOr<int64_t> newest = int64_t{0};
+    if (!sink_numbering_checked) newest = sink->LatestVersion();
     status = newest.status();
     if (newest.ok()) {
+      sink_numbering_checked = true;
       if (*newest > set.version) {
         renumber(*newest + 1, *newest);
         set.version = *newest + 1;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 #include "common/core/files.h"
 #include "common/core/logging.h"
@@ -143,6 +144,17 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   }),
                               dir));
   DS_RETURN_IF_ERROR(conversion);
+  // Files from outside: a broken one (random bytes, a diverged export) must not load as a
+  // model. (Published versions, ImportWeights, come from the learner's own model.)
+  std::vector<std::string> non_finite;
+  for (const auto& [name, param] : loaded.model->NamedParameters()) {
+    if (!at::isfinite(param).all().item<bool>()) non_finite.push_back(name);
+  }
+  if (!non_finite.empty()) {
+    return absl::DataLossError(
+        absl::StrCat(dir, ": ", non_finite.size(),
+                     " tensor(s) hold NaN or Inf values: ", absl::StrJoin(non_finite, ", ")));
+  }
   return loaded;
 }
 
