@@ -416,6 +416,9 @@ void Actor::OnTreeDone(const std::string& tree_id, TreeResult result) {
     const ScoredTrajectory& t = result.trajectories[i];
     item.trajectories.push_back(
         TrajectoryToProto(t, ids, static_cast<int32_t>(i), state->prompt_tokens));
+    // The tree's sampled tokens ride on its first trajectory, so the learner counts each
+    // token once whatever the tree's shape (and a re-sent trajectory not at all).
+    if (i == 0) item.trajectories.back().set_tree_generated_tokens(result.stats.generated_tokens);
     if (t.verdict.correct && !t.from_cache && options_.put_solutions &&
         clients_->cache_stub != nullptr) {
       v1::Solution& s = solutions.emplace_back();

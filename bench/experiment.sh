@@ -11,10 +11,11 @@
 #      independent of every later evaluation) and keeps the problems with at most
 #      floor(MAX_PASS1 * SCREEN_K) correct: the training hard subset's rule (Pass1@4 <= 25%);
 #   3. every variant starts from that model with those sets and the same seeds, and trains until
-#      the training job has generated TOKENS response tokens (learner.program.
-#      max_generated_tokens; the job ends after the step that reaches it, MAX_STEPS a cap);
-#      held-out accuracy on the hard set (a search tree of 8 leaves per problem) is measured
-#      every EVAL_EVERY steps.
+#      the training job's steps have generated TOKENS response tokens (learner.program.
+#      max_generated_tokens: each sampled token once, screening not counted; the job ends
+#      after the step that reaches it, MAX_STEPS a cap); held-out accuracy on the hard set is
+#      measured every EVAL_EVERY steps, as `deepsearch run` measures it: 32 direct samples per
+#      problem (the tables' pass@1 unless EVAL=tree) and a search tree of 8 leaves.
 # Variants:
 #   deepsearch        the method: global frontier, constrained q update, most confident
 #                     negative, mean-only advantages
@@ -98,12 +99,25 @@ for seed in "${seeds[@]}"; do
   done
 done
 
+# The evaluation the tables use (EVAL: direct-t1.0, the direct-sampling pass@1 that `deepsearch
+# run` reports first, or tree), in the nine columns step,generated_tokens,weight_version,
+# problems,samples,correct_samples,pass1,solved,pass_at_k.
+eval_kind="${EVAL:-direct-t1.0}"
+for seed in "${seeds[@]}"; do
+  for v in "${variants[@]}"; do
+    m="$out/seed-$seed/$v/metrics"
+    awk -F, -v e="$eval_kind" 'NR == 1 { print "step,generated_tokens,weight_version,problems,samples,correct_samples,pass1,solved,pass_at_k"; next }
+      $6 == e { print $1 "," $2 "," $5 "," $8 "," $9 "," $10 "," $11 "," $12 "," $13 }' \
+      "$m/eval.csv" > "$m/eval_$eval_kind.csv"
+  done
+done
+
 # Every evaluation of every run.
 {
   echo "seed,variant,step,generated_tokens,pass1,pass_at_8"
   for seed in "${seeds[@]}"; do
     for v in "${variants[@]}"; do
-      tail -n +2 "$out/seed-$seed/$v/metrics/eval.csv" |
+      tail -n +2 "$out/seed-$seed/$v/metrics/eval_$eval_kind.csv" |
         awk -F, -v s="$seed" -v v="$v" '{print s "," v "," $1 "," $2 "," $7 "," $9}'
     done
   done
@@ -128,7 +142,7 @@ done
         END {
           printf "| %s | %s | %.1f%% | %.1f%% (%d) | %.1f%% (%d) | %.0f%% -> %.0f%% | %d | %ss |\n",
                  s, v, 100 * p0, 100 * best, at, 100 * last, step, 100 * k0, 100 * klast, tokens, wall
-        }' "$out/seed-$seed/$v/metrics/eval.csv"
+        }' "$out/seed-$seed/$v/metrics/eval_$eval_kind.csv"
     done
   done
   echo

@@ -2,6 +2,9 @@
 // components land; `deepsearch config show` prints it with every default and its help text.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "actor/actor_options.h"
 #include "actor/engine_config.h"
 #include "actor/search_params.h"
@@ -39,6 +42,8 @@ struct RunSection {
   int32_t train_problems = 512;
   int32_t heldout_problems = 100;
   int32_t eval_every = 5;
+  int32_t eval_direct_samples = 32;
+  std::vector<double> eval_temperatures = {1.0};
   int32_t eval_samples = 8;
   bool weights_by_file = true;  // the services share this host: weights travel as files
   absl::Duration status_interval = absl::Seconds(5);
@@ -63,9 +68,24 @@ struct RunSection {
         .Range(1, 1 << 20);
     b.Field("eval_every", eval_every, "Training steps between held-out evaluations")
         .Range(1, 1 << 20);
+    b.Field("eval_direct_samples", eval_direct_samples,
+            "Direct samples per held-out problem (no search; the paper's evaluation of the "
+            "policy and the run's headline): pass@1 is their mean share correct, pass@k the "
+            "unbiased estimate; 0: no direct evaluation")
+        .Range(0, 4096);
+    b.Field("eval_temperatures", eval_temperatures,
+            "Sampling temperatures of the direct evaluation, one SOLVE job each; the first is "
+            "the headline");
+    b.Require(eval_direct_samples == 0 || !eval_temperatures.empty(), "eval_temperatures",
+              "must name at least one temperature when eval_direct_samples > 0");
+    for (double t : eval_temperatures)
+      b.Require(t > 0.0 && t <= 10.0, "eval_temperatures", "every temperature must be in (0, 10]");
     b.Field("eval_samples", eval_samples,
-            "Samples per held-out problem (pass@1 is their mean; pass@k with k of them)")
-        .Range(1, 4096);
+            "Leaves of the search tree per held-out problem in the secondary evaluation (the "
+            "method's search; pass@1 is the share of correct leaves); 0: no tree evaluation")
+        .Range(0, 4096);
+    b.Require(eval_direct_samples > 0 || eval_samples > 0, "eval_samples",
+              "eval_direct_samples and eval_samples cannot both be 0");
     b.Field("weights_by_file", weights_by_file,
             "The run's services share this host: the learner hands weight versions to the cache "
             "service as files in its import directory and actors map the stored files "

@@ -10,22 +10,23 @@
 //   3. services    `deepsearch cache`, `deepsearch learner` and `run.actors` x `deepsearch
 //                  actor`, each a child process on its own port, logging to DIR/logs;
 //   4. training    one TRAIN job with the training set (the learner screens the hard subset,
-//                  then trains with DeepSearch), and every `run.eval_every` training steps a
-//                  SOLVE job with the held-out set: a search tree of `run.eval_samples` leaves
-//                  per problem with the weights the actors hold then (the method's search even
-//                  when the run trains with an ablated one); pass@1 is the share of correct
-//                  leaves, pass@k the share of problems with a correct leaf;
+//                  then trains with DeepSearch), and every `run.eval_every` training steps the
+//                  held-out evaluations (cli/run_evaluation.h): `run.eval_direct_samples` direct
+//                  samples per problem at each of `run.eval_temperatures` (the headline:
+//                  pass@1 of the policy, as the paper measures it) and, secondary, a search
+//                  tree of `run.eval_samples` leaves per problem;
 //   5. the end     the last checkpoint exported to DIR/final-model, the services stopped, a
 //                  summary (also DIR/summary.txt) and DIR/heldout_accuracy.png: held-out
 //                  accuracy against generated tokens (gnuplot).
 //
 // A progress line shows the phase, the training step, trajectories/s, generated tokens/s,
 // the latest held-out accuracy, the cache's hit ratio and an ETA; DIR/metrics/progress.jsonl
-// samples the same every run.status_interval and DIR/metrics/eval.csv holds every held-out
-// evaluation. Every service also serves its metrics for Prometheus (metrics.* config).
-// A service that exits is started again with the same arguments, at most run.max_restarts
-// times each (a line says so): an actor rejoins (the learner re-issues its expired leases),
-// the learner resumes from its checkpoint, the cache service from its store.
+// samples the same every run.status_interval, DIR/metrics/eval.csv holds every held-out
+// evaluation and DIR/metrics/eval_pass_at_k.csv their pass@k curves. Every service also serves its
+// metrics for Prometheus (metrics.* config). A service that exits is started again with the same
+// arguments, at most run.max_restarts times each (a line says so): an actor rejoins (the learner
+// re-issues its expired leases), the learner resumes from its checkpoint, the cache service from
+// its store.
 //
 // Configuration: the embedded default (configs/run.yaml, compiled in) or --config FILE, then
 // --set overrides; the effective configuration is written to DIR/config.yaml, which every
@@ -63,6 +64,7 @@
 #include "cli/child_process.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
+#include "cli/run_evaluation.h"
 #include "cli/signals.h"
 #include "common/core/files.h"
 #include "common/core/logging.h"
@@ -111,11 +113,12 @@ struct RunPaths {
         logs(root / "logs"),
         progress(root / "metrics" / "progress.jsonl"),
         eval(root / "metrics" / "eval.csv"),
+        eval_pass_at_k(root / "metrics" / "eval_pass_at_k.csv"),
         final_model(root / "final-model"),
         plot(root / "heldout_accuracy.png"),
         summary(root / "summary.txt") {}
   fs::path root, config, train, heldout, init_model, sft_model, state, store, logs, progress, eval,
-      final_model, plot, summary;
+      eval_pass_at_k, final_model, plot, summary;
 };
 
 // A signal arrived: the run stops where it is.
@@ -185,17 +188,24 @@ class RunClients {
     return cache_.WaitForConnected(timeout);
   }
 
-  // `search`: the job's own search settings (SOLVE jobs), else the learner's.
+  // `search`: the job's own search settings (SOLVE jobs), else the learner's. `direct_at`: a
+  // SOLVE job of direct samples at that temperature instead of search trees.
   absl::StatusOr<v1::Job> Submit(v1::JobKind kind, const std::string& name,
                                  const std::vector<Problem>& problems, int32_t samples,
                                  const std::string& request_id,
-                                 const std::optional<SearchParams>& search = std::nullopt) const {
+                                 const std::optional<SearchParams>& search = std::nullopt,
+                                 std::optional<double> direct_at = std::nullopt) const {
     v1::SubmitProblemSetRequest request;
     request.set_kind(kind);
     request.set_name(name);
     request.set_client_request_id(request_id);
     request.mutable_options()->set_samples_per_problem(samples);
     if (search) *request.mutable_options()->mutable_search() = SearchParamsToProto(*search);
+    if (direct_at) {
+      request.mutable_options()->set_solve_mode("rollout");
+      request.mutable_options()->mutable_sampling()->set_temperature(
+          static_cast<float>(*direct_at));
+    }
     for (const Problem& p : problems) *request.add_problems() = ProblemToProto(p);
     v1::Job job;
     auto context = learner_.NewContext(absl::Seconds(60));
@@ -251,23 +261,6 @@ bool Terminal(v1::JobState state) {
 // One SOLVE job of the held-out set. Its name carries the training step and the generated
 // tokens it was submitted at ("held-out@STEP:TOKENS"), so a resumed run finds both again
 // through the request id.
-struct Evaluation {
-  int64_t step = 0;
-  int64_t tokens = 0;  // generated by the training job when it was submitted
-  std::string job_id;
-  bool done = false;
-  int64_t weight_version = 0;
-  int32_t total = 0;    // problems
-  int64_t samples = 0;  // over every problem
-  int64_t correct_samples = 0;
-  int32_t solved = 0;  // problems with a correct sample (pass@k, k = samples per problem)
-  // Mean pass@1: the share of correct samples.
-  double accuracy() const {
-    return samples > 0 ? static_cast<double>(correct_samples) / static_cast<double>(samples) : 0.0;
-  }
-  double pass_at_k() const { return total > 0 ? static_cast<double>(solved) / total : 0.0; }
-};
-
 // The held-out search: the run's node sizes and constants, but the method's own choices where
 // the config switches in an ablation (backtrace, q update, negative choice, bonuses), so that
 // runs that train with an ablated search are measured with the same search as the others.
@@ -280,66 +273,6 @@ SearchParams EvaluationSearch(const SearchParams& run) {
   eval.entropy_bonus = method.entropy_bonus;
   eval.depth_bonus = method.depth_bonus;
   return eval;
-}
-
-std::string EvaluationName(int64_t step, int64_t tokens) {
-  return absl::StrCat("held-out@", step, ":", tokens);
-}
-
-std::optional<std::pair<int64_t, int64_t>> ParseEvaluationName(const std::string& name) {
-  std::vector<std::string> parts = absl::StrSplit(name, absl::ByAnyChar("@:"));
-  int64_t step = 0, tokens = 0;
-  if (parts.size() != 3 || parts[0] != "held-out" || !absl::SimpleAtoi(parts[1], &step) ||
-      !absl::SimpleAtoi(parts[2], &tokens)) {
-    return std::nullopt;
-  }
-  return std::make_pair(step, tokens);
-}
-
-absl::Status WriteEvaluations(const fs::path& path, const std::vector<Evaluation>& evals) {
-  std::string csv =
-      "step,generated_tokens,weight_version,problems,samples,correct_samples,pass1,solved,"
-      "pass_at_k\n";
-  for (const Evaluation& e : evals) {
-    if (!e.done) continue;
-    absl::StrAppend(&csv, e.step, ",", e.tokens, ",", e.weight_version, ",", e.total, ",",
-                    e.samples, ",", e.correct_samples, ",", absl::StrFormat("%.4f", e.accuracy()),
-                    ",", e.solved, ",", absl::StrFormat("%.4f", e.pass_at_k()), "\n");
-  }
-  std::error_code error;
-  fs::create_directories(path.parent_path(), error);
-  return WriteFileAtomically(path.string(), csv);
-}
-
-// Held-out accuracy against generated tokens, drawn by gnuplot (a PNG next to the CSV's data).
-absl::Status Plot(const RunPaths& paths, const std::string& title) {
-  const std::string script = absl::StrCat(
-      "set terminal pngcairo size 900,560 noenhanced font 'sans,11'\n", "set output '",
-      paths.plot.string(), "'\n", "set title '", title, "'\n",
-      "set xlabel 'generated tokens (training job)'\n", "set ylabel 'held-out accuracy'\n",
-      "set yrange [0:*]\n", "set grid\n", "set key top left\n", "set datafile separator ','\n",
-      "plot '", paths.eval.string(),
-      "' using 2:7 skip 1 with linespoints lw 2 pt 7 title 'correct share of the leaves (pass@1)', "
-      "'",
-      paths.eval.string(),
-      "' using 2:9 skip 1 with linespoints lw 2 pt 5 title 'problems solved by any leaf "
-      "(pass@k)'\n");
-  const std::string script_path = (paths.root / "metrics" / "heldout_accuracy.gp").string();
-  DS_RETURN_IF_ERROR(WriteFileAtomically(script_path, script));
-  const std::string command = absl::StrCat("gnuplot '", script_path, "' 2>&1");
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return absl::UnavailableError("cannot run gnuplot");
-  std::string output;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  const int status = ::pclose(pipe);
-  if (status != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("gnuplot failed (",
-                     status == (127 << 8) ? "not installed: apt-get install gnuplot-nox" : output,
-                     "); the data is in ", paths.eval.string()));
-  }
-  return absl::OkStatus();
 }
 
 std::string Duration(absl::Duration d) {
@@ -356,7 +289,9 @@ class Run {
         run_(config_.run),
         paths_(run_.dir),
         executable_(std::move(executable)),
-        start_(absl::Now()) {}
+        start_(absl::Now()),
+        eval_kinds_(
+            EvalKinds(run_.eval_direct_samples, run_.eval_temperatures, run_.eval_samples)) {}
 
   // The whole run; returns the exit code.
   // warm_start_only: stop after the data and the warm start (--warm-start-only).
@@ -394,6 +329,7 @@ class Run {
   std::optional<RunClients> clients_;
   std::string train_job_id_;
   std::vector<Problem> heldout_;
+  std::vector<EvalKind> eval_kinds_;  // of every evaluation point, the headline first
   std::vector<Evaluation> evals_;
   v1::Job last_train_;
   std::optional<v1::CacheStats> last_cache_;
@@ -567,11 +503,16 @@ void Run::StopServices() {
 
 absl::Status Run::ScheduleEvaluations(const v1::Job& train, bool final) {
   const int64_t step = train.progress().training_steps();
-  // Pending evaluations first: one at a time, so each measures one moment.
+  // Pending evaluations first: one point at a time (its jobs together), so each measures one
+  // moment.
+  bool pending = false;
   for (Evaluation& e : evals_) {
     if (e.done) continue;
     DS_ASSIGN_OR_RETURN(v1::Job job, clients_->GetJob(e.job_id));
-    if (!Terminal(job.state())) return absl::OkStatus();
+    if (!Terminal(job.state())) {
+      pending = true;
+      continue;
+    }
     DS_ASSIGN_OR_RETURN(job, clients_->GetJob(e.job_id, /*results=*/true));
     if (job.state() != v1::JOB_STATE_SUCCEEDED) {
       return absl::InternalError(absl::StrCat("held-out evaluation ", e.job_id, " ended ",
@@ -579,32 +520,38 @@ absl::Status Run::ScheduleEvaluations(const v1::Job& train, bool final) {
     }
     e.done = true;
     e.weight_version = job.progress().weight_version();
-    e.total = job.progress().problems_total();
-    for (const v1::ProblemResult& r : job.results()) {
-      e.samples += r.samples();
-      e.correct_samples += r.correct_samples();
-      e.solved += r.correct_samples() > 0 ? 1 : 0;
-    }
-    log::Info("run: held-out at step {}: pass@1 {:.1f}% ({} of {} samples), pass@{} {:.1f}%",
-              e.step, 100.0 * e.accuracy(), e.correct_samples, e.samples, run_.eval_samples,
-              100.0 * e.pass_at_k());
-    DS_RETURN_IF_ERROR(WriteEvaluations(paths_.eval, evals_));
+    e.eval_tokens = job.progress().generated_tokens();
+    e.problems.clear();
+    for (const v1::ProblemResult& r : job.results())
+      e.problems.emplace_back(r.samples(), r.correct_samples());
+    log::Info("run: held-out at step {} ({}): pass@1 {:.1f}% ({} of {} samples), pass@{} {:.1f}%",
+              e.step, e.kind.Label(), 100.0 * e.accuracy(), e.correct_samples(), e.samples(),
+              e.kind.samples, 100.0 * e.pass_at_n());
+    DS_RETURN_IF_ERROR(WriteEvaluations(paths_.eval, paths_.eval_pass_at_k, evals_));
   }
+  if (pending) return absl::OkStatus();
   const int64_t next = evals_.empty() ? 0 : evals_.back().step + run_.eval_every;
   const bool due = step >= next || (final && (evals_.empty() || evals_.back().step < step));
   if (!due) return absl::OkStatus();
   const int64_t at = step >= next ? next : step;  // every multiple in turn, then the end
-  DS_ASSIGN_OR_RETURN(
-      const v1::Job job,
-      clients_->Submit(v1::JOB_KIND_SOLVE, EvaluationName(at, train.progress().generated_tokens()),
-                       heldout_, run_.eval_samples, absl::StrCat("deepsearch-run/eval/", at),
-                       EvaluationSearch(config_.search)));
-  Evaluation e;
-  e.step = at;
-  e.tokens = train.progress().generated_tokens();
-  if (auto parsed = ParseEvaluationName(job.name())) e.tokens = parsed->second;  // a resumed run
-  e.job_id = job.job_id();
-  evals_.push_back(e);
+  const v1::JobProgress& p = train.progress();
+  for (const EvalKind& kind : eval_kinds_) {
+    Evaluation e;
+    e.step = at;
+    e.generated_tokens = p.generated_tokens();
+    e.screening_tokens = p.screening_tokens();
+    e.trained_tokens = p.trained_tokens();
+    e.kind = kind;
+    DS_ASSIGN_OR_RETURN(
+        const v1::Job job,
+        clients_->Submit(v1::JOB_KIND_SOLVE, EvaluationName(e), heldout_, kind.samples,
+                         absl::StrCat("deepsearch-run/eval/", at, "/", kind.Label()),
+                         EvaluationSearch(config_.search),
+                         kind.direct ? std::optional<double>(kind.temperature) : std::nullopt));
+    (void)ParseEvaluationName(job.name(), e);  // a resumed run: the counts of the first submit
+    e.job_id = job.job_id();
+    evals_.push_back(std::move(e));
+  }
   return absl::OkStatus();
 }
 
@@ -623,14 +570,11 @@ void Run::Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cach
   const double hit_ratio = cache && cache->lookups() > 0
                                ? static_cast<double>(cache->lookup_hits()) / cache->lookups()
                                : 0.0;
-  const Evaluation* latest = nullptr;
-  for (const Evaluation& e : evals_) {
-    if (e.done) latest = &e;
-  }
+  const Evaluation* latest = LatestEvaluation(evals_, eval_kinds_.front().Label());
   progress_->Update(p.training_steps());
   progress_->SetStatus(absl::StrFormat(
-      "%s | version %d | %.1f traj/s | %.0f tok/s | held-out %s | cache hits %.0f%%", p.phase(),
-      p.weight_version(), trajectories_per_s, tokens_per_s,
+      "%s | version %d | %.1f traj/s | %.0f tok/s | held-out pass@1 %s | cache hits %.0f%%",
+      p.phase(), p.weight_version(), trajectories_per_s, tokens_per_s,
       latest != nullptr
           ? absl::StrFormat("%.1f%% (step %d)", 100.0 * latest->accuracy(), latest->step)
           : std::string("-"),
@@ -642,6 +586,8 @@ void Run::Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cach
                {"weight_version", p.weight_version()},
                {"trajectories", p.trajectories()},
                {"generated_tokens", p.generated_tokens()},
+               {"screening_tokens", p.screening_tokens()},
+               {"trained_tokens", p.trained_tokens()},
                {"trajectories_per_s", trajectories_per_s},
                {"tokens_per_s", tokens_per_s},
                {"train_accuracy", p.accuracy()},
@@ -649,6 +595,7 @@ void Run::Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cach
                {"cache_lookup_hit_ratio", hit_ratio}};
   if (latest != nullptr) {
     line["heldout_accuracy"] = latest->accuracy();
+    line["heldout_eval"] = latest->kind.Label();
     line["heldout_step"] = latest->step;
   }
   if (cache) {
@@ -709,8 +656,9 @@ absl::StatusOr<std::optional<Interrupted>> Run::Train() {
       Sample(last_train_, last_cache_);
       next_sample = absl::Now() + run_.status_interval;
     }
-    const bool evaluated = !evals_.empty() && evals_.back().done &&
-                           evals_.back().step >= last_train_.progress().training_steps();
+    const bool evaluated =
+        !evals_.empty() && evals_.back().step >= last_train_.progress().training_steps() &&
+        std::all_of(evals_.begin(), evals_.end(), [](const Evaluation& e) { return e.done; });
     if (ended && evaluated) break;
   }
   Sample(last_train_, last_cache_);
@@ -726,8 +674,9 @@ absl::Status Run::Finish() {
   }
   DS_RETURN_IF_ERROR(ExportCheckpoint(final_checkpoint, paths_.final_model.string(), "float32"));
   const absl::Status plot =
-      Plot(paths_, absl::StrCat("deepsearch run: ", run_.task, ", ", run_.preset, " model, ",
-                                heldout_.size(), " held-out problems"));
+      PlotEvaluations(evals_, eval_kinds_, paths_.plot, paths_.root / "metrics",
+                      absl::StrCat("deepsearch run: ", run_.task, ", ", run_.preset, " model, ",
+                                   heldout_.size(), " held-out problems"));
   if (!plot.ok()) log::Warning("run: no plot: {}", plot.message());
 
   const v1::JobProgress& p = last_train_.progress();
@@ -736,20 +685,31 @@ absl::Status Run::Finish() {
   absl::StrAppend(&summary, "  task ", run_.task, ", ", run_.preset, " model, warm start ",
                   run_.sft_steps, " supervised steps\n");
   absl::StrAppend(&summary, "  training: ", p.training_steps(), " steps, ", p.trajectories(),
-                  " trajectories, ", p.generated_tokens(), " generated tokens, weight version ",
-                  p.weight_version(), ", ", p.problems_solved(), "/", p.problems_total(),
-                  " training problems solved at least once\n");
-  if (!evals_.empty()) {
-    const Evaluation& first = evals_.front();
-    const Evaluation& last = evals_.back();
+                  " trajectories, weight version ", p.weight_version(), ", ", p.problems_solved(),
+                  "/", p.problems_total(), " training problems solved at least once\n");
+  absl::StrAppend(&summary, "  tokens: ", p.generated_tokens(), " generated by the training job (",
+                  p.generated_tokens() - p.screening_tokens(), " in training steps, ",
+                  p.screening_tokens(), " screening), ", p.trained_tokens(), " trained on\n");
+  int64_t eval_tokens = 0;
+  for (const Evaluation& e : evals_) eval_tokens += e.eval_tokens;
+  for (const EvalKind& kind : eval_kinds_) {
+    const Evaluation* first = FirstEvaluation(evals_, kind.Label());
+    const Evaluation* last = LatestEvaluation(evals_, kind.Label());
+    if (first == nullptr || last == nullptr) continue;
     absl::StrAppend(
-        &summary, "  held-out accuracy (", last.total, " problems, ", run_.eval_samples,
-        " samples each): pass@1 ", absl::StrFormat("%.1f%%", 100.0 * first.accuracy()), " at step ",
-        first.step, " -> ", absl::StrFormat("%.1f%%", 100.0 * last.accuracy()), " at step ",
-        last.step, "; pass@", run_.eval_samples, " ",
-        absl::StrFormat("%.1f%% -> %.1f%%", 100.0 * first.pass_at_k(), 100.0 * last.pass_at_k()),
+        &summary, "  held-out ",
+        kind.direct ? absl::StrFormat("direct sampling, T = %.1f", kind.temperature)
+                    : std::string("search trees (secondary)"),
+        " (", last->problems.size(), " problems, ", kind.samples,
+        kind.direct ? " samples" : " leaves", " each): pass@1 ",
+        absl::StrFormat("%.1f%%", 100.0 * first->accuracy()), " at step ", first->step, " -> ",
+        absl::StrFormat("%.1f%%", 100.0 * last->accuracy()), " at step ", last->step, "; pass@",
+        kind.samples, " ",
+        absl::StrFormat("%.1f%% -> %.1f%%", 100.0 * first->pass_at_n(), 100.0 * last->pass_at_n()),
         "\n");
   }
+  absl::StrAppend(&summary, "  evaluation tokens: ", eval_tokens, " generated by ", evals_.size(),
+                  " held-out jobs\n");
   if (last_cache_) {
     absl::StrAppend(&summary, "  cache: ", last_cache_->solutions(), " verified solutions of ",
                     last_cache_->problems(), " problems; ", last_cache_->lookup_hits(), " of ",
@@ -757,7 +717,7 @@ absl::Status Run::Finish() {
   }
   absl::StrAppend(&summary, "  final model: ", paths_.final_model.string(), "\n");
   absl::StrAppend(&summary, "  metrics: ", paths_.progress.string(), ", ", paths_.eval.string(),
-                  "\n");
+                  ", ", paths_.eval_pass_at_k.string(), "\n");
   if (plot.ok()) absl::StrAppend(&summary, "  plot: ", paths_.plot.string(), "\n");
   std::cout << summary;
   return WriteFileAtomically(paths_.summary.string(), summary);

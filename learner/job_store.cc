@@ -75,6 +75,8 @@ Json JobToJson(const Job& job) {
   if (job.options.sampling) o["sampling"] = DocumentConfig(*job.options.sampling);
   o["samples_per_problem"] = job.options.samples_per_problem;
   o["max_steps"] = job.options.max_steps;
+  o["solve_mode"] =
+      job.options.solve_mode == JobOptions::SolveMode::kRollout ? "rollout" : "search";
   j["options"] = o;
   const JobProgress& p = job.progress;
   j["progress"] = {{"problems_total", p.problems_total},
@@ -82,6 +84,8 @@ Json JobToJson(const Job& job) {
                    {"problems_solved", p.problems_solved},
                    {"trajectories", p.trajectories},
                    {"generated_tokens", p.generated_tokens},
+                   {"screening_tokens", p.screening_tokens},
+                   {"trained_tokens", p.trained_tokens},
                    {"training_steps", p.training_steps},
                    {"weight_version", p.weight_version},
                    {"accuracy", p.accuracy},
@@ -122,12 +126,18 @@ absl::StatusOr<Job> JobFromJson(const Json& j) {
     }
     job.options.samples_per_problem = o.at("samples_per_problem").get<int32_t>();
     job.options.max_steps = o.at("max_steps").get<int32_t>();
+    // Jobs stored before solve_mode existed searched.
+    job.options.solve_mode = o.value("solve_mode", std::string("search")) == "rollout"
+                                 ? JobOptions::SolveMode::kRollout
+                                 : JobOptions::SolveMode::kSearch;
     const Json& p = j.at("progress");
     job.progress.problems_total = p.at("problems_total").get<int32_t>();
     job.progress.problems_done = p.at("problems_done").get<int32_t>();
     job.progress.problems_solved = p.at("problems_solved").get<int32_t>();
     job.progress.trajectories = p.at("trajectories").get<int64_t>();
     job.progress.generated_tokens = p.at("generated_tokens").get<int64_t>();
+    job.progress.screening_tokens = p.value("screening_tokens", int64_t{0});
+    job.progress.trained_tokens = p.value("trained_tokens", int64_t{0});
     job.progress.training_steps = p.at("training_steps").get<int64_t>();
     job.progress.weight_version = p.at("weight_version").get<int64_t>();
     job.progress.accuracy = p.at("accuracy").get<double>();

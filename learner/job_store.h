@@ -44,6 +44,8 @@ struct JobOptions {
   std::optional<SearchParams> search;
   int32_t samples_per_problem = 0;  // solve: leaves per problem (0: the default)
   int32_t max_steps = 0;            // train: 0 = until the hard subset is empty
+  // solve: a search tree per problem, or samples_per_problem direct samples (no search).
+  enum class SolveMode { kSearch, kRollout } solve_mode = SolveMode::kSearch;
 };
 
 struct JobProgress {
@@ -51,7 +53,9 @@ struct JobProgress {
   int32_t problems_done = 0;
   int32_t problems_solved = 0;
   int64_t trajectories = 0;
-  int64_t generated_tokens = 0;
+  int64_t generated_tokens = 0;  // sampled by the actors, each token once
+  int64_t screening_tokens = 0;  // train: the part of generated_tokens spent screening
+  int64_t trained_tokens = 0;    // train: response tokens of the trained batches
   int64_t training_steps = 0;
   int64_t weight_version = 0;
   double accuracy = 0.0;

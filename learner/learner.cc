@@ -158,8 +158,12 @@ struct Learner::Impl {
     std::set<std::string> screening;  // outstanding screening lease ids
     std::set<std::string> solved;     // problems with a correct trajectory so far
     int64_t trajectories = 0;
-    int64_t generated_tokens = 0;
+    int64_t generated_tokens = 0;  // every token the job's trees sampled, once
+    int64_t screening_tokens = 0;  // the part of generated_tokens spent screening
+    int64_t trained_tokens = 0;    // response tokens of the trained batches
     double last_accuracy = 0.0;
+    // What the token budget counts: the training steps' generated tokens.
+    int64_t BudgetTokens() const { return generated_tokens - screening_tokens; }
   };
 
   struct SolveRun {
@@ -382,8 +386,10 @@ absl::Status Learner::Impl::StartJobsLocked() {
                                                                   : options.solve_samples;
       for (Problem& p : problems) {
         if (done.count(p.id) > 0) continue;
-        LeaseSpec spec =
-            BaseSpec(job.id, job.options, p, LeaseKind::kSolve, samples, kPurposeSolve, 0);
+        const LeaseKind kind = job.options.solve_mode == JobOptions::SolveMode::kRollout
+                                   ? LeaseKind::kRollout
+                                   : LeaseKind::kSolve;
+        LeaseSpec spec = BaseSpec(job.id, job.options, p, kind, samples, kPurposeSolve, 0);
         spec.min_weight_version = 0;  // any weights answer a SOLVE job
         run.outstanding.insert(leases->Add(std::move(spec)));
         run.problems.emplace(p.id, std::move(p));
@@ -425,6 +431,8 @@ absl::Status Learner::Impl::StartTrainRunLocked(const Job& job) {
       for (const Json& id : r.at("solved")) run.solved.insert(id.get<std::string>());
       run.trajectories = r.at("trajectories").get<int64_t>();
       run.generated_tokens = r.at("generated_tokens").get<int64_t>();
+      run.screening_tokens = r.value("screening_tokens", int64_t{0});
+      run.trained_tokens = r.value("trained_tokens", int64_t{0});
       run.last_accuracy = r.at("last_accuracy").get<double>();
       if (r.contains("collecting")) {
         Collection c;
@@ -514,8 +522,7 @@ void Learner::Impl::RouteResultsLocked() {
       }
       ProblemResult result{tree.spec.problem.id, SummarizeSolve(tree.spec.problem, scored)};
       int64_t tokens = 0;
-      for (const TrajectoryRecord& r : tree.trajectories)
-        tokens += static_cast<int64_t>(r.sequence.response_tokens.size());
+      for (const TrajectoryRecord& r : tree.trajectories) tokens += r.tree_generated_tokens;
       (void)jobs->Update(job_id, [&](Job& j) {
         ++j.progress.problems_done;
         if (result.summary.correct) ++j.progress.problems_solved;
@@ -535,8 +542,8 @@ void Learner::Impl::RouteResultsLocked() {
     for (const TrajectoryRecord& r : tree.trajectories) {
       if (r.correct) run.solved.insert(tree.spec.problem.id);
       ++run.trajectories;
-      if (!r.from_cache)
-        run.generated_tokens += static_cast<int64_t>(r.sequence.response_tokens.size());
+      run.generated_tokens += r.tree_generated_tokens;
+      if (purpose == kPurposeScreen) run.screening_tokens += r.tree_generated_tokens;
     }
     if (purpose == kPurposeScreen) {
       if (run.screening.erase(tree.lease_id) == 0) continue;
@@ -621,6 +628,8 @@ void Learner::Impl::UpdateTrainProgressLocked() {
     j.progress.problems_solved = static_cast<int32_t>(run.solved.size());
     j.progress.trajectories = run.trajectories;
     j.progress.generated_tokens = run.generated_tokens;
+    j.progress.screening_tokens = run.screening_tokens;
+    j.progress.trained_tokens = run.trained_tokens;
     j.progress.training_steps = steps;
     j.progress.weight_version = version;
     j.progress.accuracy = run.last_accuracy;
@@ -649,7 +658,7 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
     }
     run.ready = std::move(c);
     // async: the program moves on now, so the next step's leases go out while training.
-    if (async) program.StepDone(run.generated_tokens);
+    if (async) program.StepDone(run.BudgetTokens());
   }
   if (async && !run.collecting.has_value() && program.phase() == TrainProgram::Phase::kTraining) {
     std::vector<TrainProgram::StepProblem> next = program.NextStep();
@@ -675,7 +684,7 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
       log::Warning("learner: step {} of job {} is skipped: its batch was refused: {}", step,
                    run.job_id, trained.message());
     }
-    if (!async) program.StepDone(run.generated_tokens);
+    if (!async) program.StepDone(run.BudgetTokens());
     UpdateTrainProgressLocked();
     const int64_t steps = trainer->step();
     if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)
@@ -736,6 +745,7 @@ absl::Status Learner::Impl::TrainReadyLocked() {
   run.ready.reset();
   const int64_t version = Version();
   std::vector<TrainSequence> batch;
+  std::vector<bool> verdicts;  // batch[i] verified correct
   int64_t stale = 0, fresh = 0, correct = 0;
   for (CompletedTree& tree : c.trees) {
     int64_t oldest = version;
@@ -751,6 +761,7 @@ absl::Status Learner::Impl::TrainReadyLocked() {
         ++fresh;
         correct += r.correct ? 1 : 0;
       }
+      verdicts.push_back(r.correct);
       batch.push_back(std::move(r.sequence));
     }
   }
@@ -765,10 +776,14 @@ absl::Status Learner::Impl::TrainReadyLocked() {
     return absl::OkStatus();
   }
   std::pair<size_t, size_t> longest = {0, 0};  // prompt, response tokens
+  int64_t batch_tokens = 0;
   for (const TrainSequence& seq : batch) {
     if (seq.prompt_tokens.size() + seq.response_tokens.size() > longest.first + longest.second)
       longest = {seq.prompt_tokens.size(), seq.response_tokens.size()};
+    batch_tokens += static_cast<int64_t>(seq.response_tokens.size());
   }
+  const GroupSummary groups =
+      SummarizeGroups(batch, verdicts, ComputeAdvantages(batch, options.train.advantage_norm));
   absl::StatusOr<TrainStepStats> stepped;
   if (DataParallel()) {
     // Every rank trains its share of the same batch (PlanStep). A malformed batch fails the
@@ -783,19 +798,23 @@ absl::Status Learner::Impl::TrainReadyLocked() {
     stepped = trainer->Step(batch);
   }
   DS_ASSIGN_OR_RETURN(const TrainStepStats s, std::move(stepped));
+  run.trained_tokens += batch_tokens;
   int64_t new_version = 0;
   {
     absl::MutexLock lock(&mu);
     new_version = ++weight_version;
     stats.weight_version = new_version;
     stats.training_steps = trainer->step();
+    stats.all_wrong_group_share = groups.AllWrongShare();
+    stats.all_wrong_mean_advantage = groups.all_wrong_mean_advantage;
   }
   log::Info(
       "learner: step {} (job {}, version {}): {} trees, {} sequences, {} tokens (longest "
-      "sequence {} + {}), loss {:.4f}, grad norm {:.3f}, lr {:.2e}, accuracy {:.3f}, {:.1f} s",
+      "sequence {} + {}), loss {:.4f}, grad norm {:.3f}, lr {:.2e}, accuracy {:.3f}, all-wrong "
+      "groups {} of {} (mean advantage {:.4f}), {:.1f} s",
       s.step, run.job_id, new_version, c.trees.size() - static_cast<size_t>(stale), s.sequences,
       s.tokens, longest.first, longest.second, s.loss, s.grad_norm, s.lr, run.last_accuracy,
-      s.seconds);
+      groups.all_wrong_groups, groups.groups, groups.all_wrong_mean_advantage, s.seconds);
   unpublished_version = new_version;  // published by AdvanceTrainLocked once the step is done
   return absl::OkStatus();
 }
@@ -844,6 +863,8 @@ absl::Status Learner::Impl::CheckpointLocked() {
     t["solved"] = std::vector<std::string>(run.solved.begin(), run.solved.end());
     t["trajectories"] = run.trajectories;
     t["generated_tokens"] = run.generated_tokens;
+    t["screening_tokens"] = run.screening_tokens;
+    t["trained_tokens"] = run.trained_tokens;
     t["last_accuracy"] = run.last_accuracy;
     if (run.collecting.has_value()) {
       Json problems = Json::array();
@@ -1086,7 +1107,7 @@ std::vector<IngestResult> Learner::Ingest(IngestRequest request) {
   std::vector<int64_t> tokens;
   tokens.reserve(request.trajectories.size());
   for (const TrajectoryRecord& r : request.trajectories) {
-    tokens.push_back(r.from_cache ? 0 : static_cast<int64_t>(r.sequence.response_tokens.size()));
+    tokens.push_back(r.tree_generated_tokens);
   }
   std::vector<IngestResult> results = impl_->leases->Ingest(std::move(request.trajectories));
   for (const std::string& id : request.completed_lease_ids)

@@ -93,9 +93,13 @@ struct LearnerStats {
   int64_t trajectories = 0;    // ingested (accepted)
   int64_t duplicates = 0;
   int64_t rejected = 0;
-  int64_t stale_trees = 0;  // dropped by max_policy_lag
-  int64_t generated_tokens = 0;
+  int64_t stale_trees = 0;       // dropped by max_policy_lag
+  int64_t generated_tokens = 0;  // sampled by the actors, each token once
   int64_t checkpoints = 0;
+  // The last training step's groups (trees) with no correct trajectory, as a share of its
+  // groups, and the mean advantage over their tokens (learner/train_batch.h GroupSummary).
+  double all_wrong_group_share = 0.0;
+  double all_wrong_mean_advantage = 0.0;
   LeaseCounts leases;
   // The weight version that waits to be published (0: none) and why it is not out yet; no
   // training lease is issued meanwhile (actors would wait for it).

@@ -67,6 +67,10 @@ absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
         absl::StrCat("trajectory ", id,
                      ": a cached solution's behavior_logprobs must be empty or one per token"));
   }
+  if (p.tree_generated_tokens() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("trajectory ", id, ": tree_generated_tokens is ",
+                                                   p.tree_generated_tokens(), ", must be >= 0"));
+  }
   DS_RETURN_IF_ERROR(CheckFinite(p.token_scores(), "token_scores", id));
   DS_RETURN_IF_ERROR(CheckFinite(p.behavior_logprobs(), "behavior_logprobs", id));
   if (!std::isfinite(p.final_score()))
@@ -108,6 +112,7 @@ absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
   r.correct = p.verdict().outcome() == v1::Verdict::OUTCOME_CORRECT;
   r.incomplete = p.verdict().outcome() == v1::Verdict::OUTCOME_INCOMPLETE;
   r.from_cache = p.from_cache();
+  r.tree_generated_tokens = p.tree_generated_tokens();
   r.predicted = p.verdict().predicted();
   r.response_text = p.response_text();
   TrainSequence& s = r.sequence;
@@ -166,6 +171,12 @@ absl::StatusOr<JobOptions> JobOptionsFromProto(const v1::JobOptions& proto) {
   }
   o.samples_per_problem = proto.samples_per_problem();
   o.max_steps = proto.max_steps();
+  if (proto.solve_mode() == "rollout") {
+    o.solve_mode = JobOptions::SolveMode::kRollout;
+  } else if (!proto.solve_mode().empty() && proto.solve_mode() != "search") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "options.solve_mode must be \"search\" or \"rollout\", got \"", proto.solve_mode(), "\""));
+  }
   return o;
 }
 
@@ -231,6 +242,8 @@ v1::Job JobToProto(const Job& job, bool include_results) {
   g->set_problems_solved(job.progress.problems_solved);
   g->set_trajectories(job.progress.trajectories);
   g->set_generated_tokens(job.progress.generated_tokens);
+  g->set_screening_tokens(job.progress.screening_tokens);
+  g->set_trained_tokens(job.progress.trained_tokens);
   g->set_training_steps(job.progress.training_steps);
   g->set_weight_version(job.progress.weight_version);
   g->set_accuracy(job.progress.accuracy);
@@ -247,6 +260,7 @@ v1::Job JobToProto(const Job& job, bool include_results) {
     *o->mutable_search() = SearchParamsToProto(*job.options.search);
   o->set_samples_per_problem(job.options.samples_per_problem);
   o->set_max_steps(job.options.max_steps);
+  if (job.options.solve_mode == JobOptions::SolveMode::kRollout) o->set_solve_mode("rollout");
   if (include_results) {
     for (const ProblemResult& r : job.results) {
       v1::ProblemResult* q = p.add_results();

@@ -72,6 +72,8 @@ struct TrajectoryRecord {
   bool correct = false;
   bool incomplete = false;  // truncated without an answer
   bool from_cache = false;
+  // Tokens the tree sampled, each once, on its first trajectory (v1::Trajectory).
+  int64_t tree_generated_tokens = 0;
   std::string predicted;  // the verifier's normalised answer
   std::string response_text;
 };

@@ -16,8 +16,9 @@ namespace deepsearch {
 
 std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequence>& sequences,
                                                   AdvantageNorm norm, float eps) {
-  // Per group: the mean and (unbiased) std of the final scores, in double, as veRL's
-  // compute_grpo_outcome_advantage does with torch.mean / torch.std over the group.
+  // Per group: the mean and the population std of the final scores, in double, as the
+  // reference code's compute_mcts_outcome_advantage does (sibling_mean_std: torch mean and
+  // std(unbiased=False) over the tree's final scores).
   struct Group {
     double sum = 0.0;
     double sum_sq_dev = 0.0;
@@ -40,7 +41,7 @@ std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequenc
     g.sum_sq_dev += d * d;
   }
   for (auto& [id, g] : groups) {
-    if (g.n > 1) g.std = std::sqrt(g.sum_sq_dev / static_cast<double>(g.n - 1));
+    if (g.n > 1) g.std = std::sqrt(g.sum_sq_dev / static_cast<double>(g.n));
   }
 
   std::vector<std::vector<float>> advantages;
@@ -54,6 +55,28 @@ std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequenc
       a.push_back(static_cast<float>((static_cast<double>(score) - g.mean) * scale));
   }
   return advantages;
+}
+
+GroupSummary SummarizeGroups(const std::vector<TrainSequence>& batch,
+                             const std::vector<bool>& correct,
+                             const std::vector<std::vector<float>>& advantages) {
+  std::map<std::string_view, bool> any_correct;  // group -> some trajectory is correct
+  for (size_t i = 0; i < batch.size(); ++i) {
+    bool& any = any_correct[batch[i].group_id];
+    any = any || (i < correct.size() && correct[i]);
+  }
+  GroupSummary summary;
+  summary.groups = static_cast<int32_t>(any_correct.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < batch.size() && i < advantages.size(); ++i) {
+    if (any_correct.at(batch[i].group_id)) continue;
+    for (float a : advantages[i]) sum += a;
+    summary.all_wrong_tokens += static_cast<int64_t>(advantages[i].size());
+  }
+  for (const auto& [id, any] : any_correct) summary.all_wrong_groups += any ? 0 : 1;
+  if (summary.all_wrong_tokens > 0)
+    summary.all_wrong_mean_advantage = sum / static_cast<double>(summary.all_wrong_tokens);
+  return summary;
 }
 
 StepPlan PlanStep(const std::vector<TrainSequence>& batch, AdvantageNorm norm, int32_t mini_batches,

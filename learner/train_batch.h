@@ -30,13 +30,32 @@ struct TrainSequence {
 
 enum class AdvantageNorm {
   kMeanOnly,  // A = score - mean(final scores of the group), the paper's method
-  kMeanStd,   // A = (score - mean) / (std + eps), std unbiased as torch.std
+  kMeanStd,   // A = (score - mean) / (std + eps), the population std of the group, as the
+              // reference code's sibling_mean_std (torch std(unbiased=False))
 };
 
 // One advantage per response token of every sequence, in order. A group of one sequence
 // uses mean 0 (and std 1), as veRL does.
 std::vector<std::vector<float>> ComputeAdvantages(const std::vector<TrainSequence>& sequences,
                                                   AdvantageNorm norm, float eps = 1e-6f);
+
+// How a step's advantage falls on its all-wrong groups (no trajectory correct). GRPO gives
+// every token of such a group A = 0 (all final scores equal the mean); in Tree-GRPO the
+// intermediate tokens of a tree keep tanh(q) - mean, and with every leaf at -1 that is
+// 1 + tanh(q) > 0 before the overlong penalty: the search's q-values still teach on them.
+struct GroupSummary {
+  int32_t groups = 0;
+  int32_t all_wrong_groups = 0;
+  int64_t all_wrong_tokens = 0;           // response tokens of the all-wrong groups
+  double all_wrong_mean_advantage = 0.0;  // mean over those tokens; 0 when there are none
+  double AllWrongShare() const {
+    return groups > 0 ? static_cast<double>(all_wrong_groups) / groups : 0.0;
+  }
+};
+// `correct[i]`: whether batch[i] was verified correct; `advantages` as ComputeAdvantages.
+GroupSummary SummarizeGroups(const std::vector<TrainSequence>& batch,
+                             const std::vector<bool>& correct,
+                             const std::vector<std::vector<float>>& advantages);
 
 // How a training step's batch is split (veRL's update_policy, and its data-parallel dispatch):
 // the batch in order into min(mini_batches, n) mini-batches by sequence count (mini-batch k

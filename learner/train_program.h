@@ -18,8 +18,9 @@
 //                 re-screening still finds hard).
 //   The next round re-screens the current hard subset; the job ends when the hard subset is
 //   empty, after max_rounds rounds, after max_steps training steps, or once the job has
-//   generated max_generated_tokens response tokens (screening and training, not counting
-//   cached solutions): a token budget, checked after each step.
+//   generated max_generated_tokens response tokens in its training steps (each sampled token
+//   once, as the actors count them: a tree's shared prefixes once; screening and cached
+//   solutions are not counted): a token budget, checked after each step.
 //
 // Thread-compatible; the learner drives it from one thread. Its state serialises to JSON for
 // checkpoints (problems are stored by the job, not here).
@@ -117,8 +118,8 @@ class TrainProgram {
   void OnTrainingTree(const std::string& problem_id, int32_t fresh_trajectories,
                       int32_t fresh_correct);
   // The current step was trained: advances the step, and at the end of a round admits to the
-  // replay buffer and starts the next screening. `generated_tokens`: the job's generated
-  // response tokens so far, for the token budget.
+  // replay buffer and starts the next screening. `generated_tokens`: the response tokens the
+  // job's training steps have generated so far (screening left out), for the token budget.
   void StepDone(int64_t generated_tokens);
   // Whether the job's generated tokens have reached max_generated_tokens (as of the last step).
   bool OutOfTokens() const;

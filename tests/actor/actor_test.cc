@@ -99,8 +99,22 @@ TEST_F(ActorTest, LeasesBecomeTreesWhoseTrajectoriesAreStreamedAndAcked) {
   ASSERT_TRUE(WaitFor([&] { return actor.stats().trajectories_acked == 6; }));
   actor.Shutdown(absl::Seconds(5));
 
+  const int64_t actor_generated = actor.stats().generated_tokens;
   absl::MutexLock lock(&learner_state_.mu);
   ASSERT_EQ(learner_state_.trajectories.size(), 6u);
+  // Each tree's sampled tokens ride once, on its first trajectory, and add up to the actor's
+  // own count.
+  int64_t carried = 0;
+  for (const auto& [id, t] : learner_state_.trajectories) {
+    const bool first = id.size() > 2 && id.substr(id.size() - 2) == "/0";
+    if (first) {
+      EXPECT_GE(t.tree_generated_tokens(), 18) << id;
+    } else {
+      EXPECT_EQ(t.tree_generated_tokens(), 0) << id;
+    }
+    carried += t.tree_generated_tokens();
+  }
+  EXPECT_EQ(carried, actor_generated);
   const std::vector<int32_t> prompt =
       *PromptFormat::Parse(PromptFormat::kTaskDefault)->Encode(*tokenizer_, "What is 6*7?");
   for (int i = 0; i < 3; ++i) {
@@ -200,6 +214,8 @@ TEST_F(ActorTest, CachedProblemsAreServedFromTheCacheAndNewSolutionsAreStored) {
   ASSERT_EQ(learner_state_.trajectories.size(), 3u);
   const v1::Trajectory& first = learner_state_.trajectories["cached.1/0"];
   EXPECT_TRUE(first.from_cache());
+  // The tree's two fresh samples of 18 tokens, carried by its first trajectory.
+  EXPECT_EQ(first.tree_generated_tokens(), 36);
   EXPECT_EQ(first.behavior_logprobs_size(), 0);
   EXPECT_EQ(first.versions(0).weight_version(), 3);
   EXPECT_EQ(first.verdict().outcome(), v1::Verdict::OUTCOME_CORRECT);

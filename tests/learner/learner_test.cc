@@ -21,6 +21,7 @@ namespace deepsearch {
 namespace {
 
 using ::testing::ElementsAre;
+using testing_learner::kTreeTokens;
 using testing_learner::NumberedProblems;
 using testing_learner::RecordingSink;
 using testing_learner::ScratchDir;
@@ -109,6 +110,12 @@ TEST(LearnerTest, TrainJobScreensTrainsPublishesAndAdmitsToReplay) {
   EXPECT_EQ(done.progress.weight_version, 3);
   EXPECT_EQ(done.progress.problems_solved, 3);  // p1, p2, p3 had a correct trajectory
   EXPECT_EQ(done.progress.trajectories, 4 * 4 + 2 * 2 * 4);
+  // Tokens: each tree's sampled tokens once (4 screening trees, 2 x 2 training trees); the
+  // trained ones are the 16 training trajectories' responses of 3 to 6 tokens.
+  EXPECT_EQ(done.progress.generated_tokens, 8 * kTreeTokens);
+  EXPECT_EQ(done.progress.screening_tokens, 4 * kTreeTokens);
+  EXPECT_GE(done.progress.trained_tokens, 16 * 3);
+  EXPECT_LE(done.progress.trained_tokens, 16 * 6);
   EXPECT_THAT(sink.versions(), ElementsAre(1, 2, 3));
   EXPECT_EQ(l.weight_version(), 3);
 
@@ -207,24 +214,76 @@ TEST(LearnerTest, ResumeFromACheckpointContinuesExactlyAsAnUninterruptedRun) {
       << "the resumed run's weights differ from the uninterrupted run's";
 }
 
-TEST(LearnerTest, SolveJobsAnswerEveryProblemBesideTraining) {
-  ScratchDir dir("learner_solve");
-  auto learner = Learner::Create(SmallOptions(dir, "state"), nullptr);
+// The token budget counts the training steps' generated tokens, each once, not screening.
+TEST(LearnerTest, TheTokenBudgetCountsTheTrainingStepsGeneratedTokens) {
+  ScratchDir dir("learner_budget");
+  LearnerOptions options = SmallOptions(dir, "state");
+  // Each step: 2 trees of kTreeTokens; screening (4 trees) must not count.
+  options.program.max_generated_tokens = 2 * kTreeTokens + 1;
+  options.program.steps_per_round = 4;  // without the budget the job would go on
+  options.program.max_rounds = 5;
+  auto learner = Learner::Create(options, nullptr);
   ASSERT_TRUE(learner.ok()) << learner.status();
+  auto job = (*learner)->Submit(JobKind::kTrain, "t", NumberedProblems(4), JobOptions{}, "");
+  ASSERT_TRUE(job.ok());
+  const Job done = RunUntilDone(**learner, job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  // 100 tokens after step 1, 200 after step 2 (counting the 200 of screening would stop it
+  // after step 1).
+  EXPECT_EQ(done.progress.training_steps, 2);
+  EXPECT_EQ(done.progress.generated_tokens - done.progress.screening_tokens, 4 * kTreeTokens);
+}
+
+// Submits a SOLVE job of p0..p2 to a fresh learner, serves its leases once and returns the
+// finished job; `leases` receives what was leased.
+Job SolveOnce(const std::string& name, const JobOptions& options,
+              std::vector<IssuedLease>& leases) {
+  ScratchDir dir(name);
+  auto learner = Learner::Create(SmallOptions(dir, "state"), nullptr);
+  EXPECT_TRUE(learner.ok()) << learner.status();
+  if (!learner.ok()) return Job{};
   Learner& l = **learner;
+  auto job = l.Submit(JobKind::kSolve, "eval", NumberedProblems(3), options, "");
+  EXPECT_TRUE(job.ok());
+  if (!job.ok()) return Job{};
+  EXPECT_TRUE(l.Poll().ok());
+  leases = ServeLeases(l);
+  EXPECT_TRUE(l.Poll().ok());
+  return *l.jobs().Get(job->id);
+}
+
+TEST(LearnerTest, SolveJobsInRolloutModeLeaseDirectSamples) {
+  JobOptions options;
+  options.samples_per_problem = 5;
+  options.solve_mode = JobOptions::SolveMode::kRollout;
+  std::vector<IssuedLease> leases;
+  const Job done = SolveOnce("learner_solve_rollout", options, leases);
+  ASSERT_EQ(leases.size(), 3u);
+  for (const IssuedLease& lease : leases) {
+    EXPECT_EQ(lease.spec.kind, LeaseKind::kRollout);
+    EXPECT_EQ(lease.spec.num_trajectories, 5);
+    EXPECT_FALSE(lease.spec.use_solution_cache);
+  }
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.progress.generated_tokens, 3 * kTreeTokens);
+  std::map<std::string, SolveSummary> by_id;
+  for (const ProblemResult& r : done.results) by_id[r.problem_id] = r.summary;
+  EXPECT_EQ(by_id["p2"].samples, 5);
+  EXPECT_EQ(by_id["p2"].correct_samples, 2);
+  // The mode survives the job store.
+  EXPECT_EQ(done.options.solve_mode, JobOptions::SolveMode::kRollout);
+}
+
+TEST(LearnerTest, SolveJobsAnswerEveryProblemBesideTraining) {
   JobOptions options;
   options.samples_per_problem = 4;
-  auto job = l.Submit(JobKind::kSolve, "eval", NumberedProblems(3), options, "");
-  ASSERT_TRUE(job.ok());
-  ASSERT_TRUE(l.Poll().ok());
-  std::vector<IssuedLease> leases = ServeLeases(l);
+  std::vector<IssuedLease> leases;
+  const Job done = SolveOnce("learner_solve", options, leases);
   ASSERT_EQ(leases.size(), 3u);
   for (const IssuedLease& lease : leases) {
     EXPECT_EQ(lease.spec.kind, LeaseKind::kSolve);
     EXPECT_EQ(lease.spec.num_trajectories, 4);
   }
-  ASSERT_TRUE(l.Poll().ok());
-  const Job done = *l.jobs().Get(job->id);
   EXPECT_EQ(done.state, JobState::kSucceeded);
   EXPECT_EQ(done.progress.problems_done, 3);
   EXPECT_EQ(done.progress.problems_solved, 2);  // p0 has no correct trajectory

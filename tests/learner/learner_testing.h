@@ -104,6 +104,9 @@ inline int32_t CorrectCount(const std::string& problem_id, int32_t n) {
   return std::min(k, n);
 }
 
+// The tokens every answered tree sampled (on its first trajectory, as an actor sends them).
+inline constexpr int64_t kTreeTokens = 50;
+
 // The trajectories an actor would send for `lease`, a function of the lease's sampling seed,
 // problem and index only (not of lease ids), so two runs that issue the same work get the
 // same data. Responses are 3 to 6 tokens below `vocab`; the score of every token is the
@@ -121,6 +124,7 @@ inline std::vector<TrajectoryRecord> AnswerLease(const IssuedLease& lease, int64
     r.lease_id = lease.lease_id;
     r.tree_id = tree_id;
     r.correct = i < correct;
+    r.tree_generated_tokens = i == 0 ? kTreeTokens : 0;
     r.predicted = r.correct ? lease.spec.problem.answer : absl::StrCat("wrong", i);
     TrainSequence& s = r.sequence;
     s.group_id = tree_id;

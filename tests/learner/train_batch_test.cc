@@ -73,16 +73,17 @@ TEST(AdvantagesTest, MixedGroupSubtractsTheMeanOfFinalScores) {
   EXPECT_THAT(adv[4], ElementsAre(FloatNear(-0.25f - mu, kTol), FloatNear(-1.25f - mu, kTol)));
 }
 
-TEST(AdvantagesTest, MeanStdDividesByTheUnbiasedStd) {
-  // Finals 1, -1, -1: mean -1/3; unbiased variance ((4/3)^2 + 2 (2/3)^2) / 2 = 4/3.
+TEST(AdvantagesTest, MeanStdDividesByThePopulationStd) {
+  // Finals 1, -1, -1: mean -1/3; population variance ((4/3)^2 + 2 (2/3)^2) / 3 = 8/9, as the
+  // reference code's sibling_mean_std (torch std(unbiased=False)).
   const std::vector<TrainSequence> batch = {Seq("t", {0.5f, 1}), Seq("t", {-1}), Seq("t", {-1})};
-  const double mean = -1.0 / 3, std = std::sqrt(4.0 / 3), eps = 1e-6;
+  const double mean = -1.0 / 3, std = std::sqrt(8.0 / 9), eps = 1e-6;
   const auto adv = ComputeAdvantages(batch, AdvantageNorm::kMeanStd);
   EXPECT_THAT(adv[0], ElementsAre(FloatNear(static_cast<float>((0.5 - mean) / (std + eps)), kTol),
                                   FloatNear(static_cast<float>((1 - mean) / (std + eps)), kTol)));
   EXPECT_THAT(adv[1], ElementsAre(FloatNear(static_cast<float>((-1 - mean) / (std + eps)), kTol)));
-  EXPECT_NEAR(adv[0][1], 1.1547005, 1e-5);
-  EXPECT_NEAR(adv[1][0], -0.5773503, 1e-5);
+  EXPECT_NEAR(adv[0][1], 1.4142121, 1e-5);   // (4/3) / sqrt(8/9) = sqrt(2)
+  EXPECT_NEAR(adv[1][0], -0.7071060, 1e-5);  // -(2/3) / sqrt(8/9)
   // The same group, mean only, differs.
   const auto plain = ComputeAdvantages(batch, AdvantageNorm::kMeanOnly);
   EXPECT_NEAR(plain[0][1], 4.0 / 3, 1e-6);
@@ -109,6 +110,38 @@ TEST(AdvantagesTest, InterleavedGroupsKeepTheirOwnBaselines) {
   EXPECT_THAT(adv[3], ElementsAre(FloatNear(0, kTol)));
   EXPECT_THAT(adv[4], ElementsAre(FloatNear(0.4f, kTol), FloatNear(-1, kTol)));
   EXPECT_THAT(adv[5], ElementsAre(FloatNear(0.7f, kTol), FloatNear(0, kTol)));
+}
+
+TEST(GroupSummaryTest, AllWrongGroupsKeepTheirTreeAdvantages) {
+  // The interleaved batch above: group a holds the one correct trajectory; b (finals -1, -1,
+  // -1) and the singleton c are all wrong. b's advantages 1.1 0 | 0 | 0.7 0, c's 0.7: six
+  // tokens summing to 2.5.
+  const std::vector<TrainSequence> batch = {Seq("b", {0.1f, -1}), Seq("a", {1}),
+                                            Seq("c", {0.7f}),     Seq("b", {-1}),
+                                            Seq("a", {0.4f, -1}), Seq("b", {-0.3f, -1})};
+  const std::vector<bool> correct = {false, true, false, false, false, false};
+  const GroupSummary s =
+      SummarizeGroups(batch, correct, ComputeAdvantages(batch, AdvantageNorm::kMeanOnly));
+  EXPECT_EQ(s.groups, 3);
+  EXPECT_EQ(s.all_wrong_groups, 2);
+  EXPECT_EQ(s.all_wrong_tokens, 6);
+  EXPECT_NEAR(s.all_wrong_mean_advantage, 2.5 / 6, 1e-6);
+  EXPECT_NEAR(s.AllWrongShare(), 2.0 / 3, 1e-12);
+}
+
+TEST(GroupSummaryTest, OutcomeRewardsGiveAllWrongGroupsZero) {
+  // GRPO: every token carries the final score, so an all-wrong group's advantages are 0.
+  const std::vector<TrainSequence> batch = {Seq("g", {-1, -1}), Seq("g", {-1}), Seq("h", {1}),
+                                            Seq("h", {-1, -1})};
+  const GroupSummary s = SummarizeGroups(batch, {false, false, true, false},
+                                         ComputeAdvantages(batch, AdvantageNorm::kMeanOnly));
+  EXPECT_EQ(s.groups, 2);
+  EXPECT_EQ(s.all_wrong_groups, 1);
+  EXPECT_EQ(s.all_wrong_tokens, 3);
+  EXPECT_EQ(s.all_wrong_mean_advantage, 0.0);
+  const GroupSummary none = SummarizeGroups({}, {}, {});
+  EXPECT_EQ(none.groups, 0);
+  EXPECT_EQ(none.AllWrongShare(), 0.0);
 }
 
 TEST(AdvantagesTest, EmptyBatchGivesNothing) {
