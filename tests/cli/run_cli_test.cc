@@ -168,15 +168,16 @@ TEST(RunCliTest, DeadServicesAreRestartedAndTheRunCompletes) {
   std::filesystem::remove_all(dir);
   std::vector<std::string> args = {
       DEEPSEARCH_CLI_PATH, "run", "--dir", dir, "--actors", "2",
-      // No warm start: a random model trains on two-number Countdown for 8 steps.
+      // No warm start: a random model trains on two-number Countdown for 12 steps.
       "--set", "run.task=countdown:n=2", "--set", "run.sft_steps=0", "--set",
       "run.train_problems=8", "--set", "run.heldout_problems=4", "--set", "run.eval_every=100",
-      "--set", "run.eval_samples=2", "--set", "run.status_interval=1s", "--set",
-      "learner.program.screen=false", "--set", "learner.program.batch_problems=2", "--set",
-      "learner.program.trajectories=4", "--set", "learner.program.max_steps=8", "--set",
-      "learner.checkpoint_every=2", "--set", "learner.lease_duration=4s", "--set",
-      "actor.renew_interval=1s", "--set", "search.max_depth=3", "--set", "search.step_tokens=6",
-      "--set", "search.max_response_tokens=18", "--set", "search.overlong_buffer=4"};
+      "--set", "run.eval_samples=2", "--set", "run.eval_direct_samples=2", "--set",
+      "run.status_interval=200ms", "--set", "learner.program.screen=false", "--set",
+      "learner.program.batch_problems=2", "--set", "learner.program.trajectories=4", "--set",
+      "learner.program.max_steps=12", "--set", "learner.checkpoint_every=2", "--set",
+      "learner.lease_duration=4s", "--set", "actor.renew_interval=1s", "--set",
+      "search.max_depth=3", "--set", "search.step_tokens=6", "--set",
+      "search.max_response_tokens=18", "--set", "search.overlong_buffer=4"};
   const std::string log = dir + ".log";
   const pid_t run = StartDeepsearch(std::vector<std::string>(args.begin() + 1, args.end()), log);
   auto step = [&] {
@@ -191,7 +192,8 @@ TEST(RunCliTest, DeadServicesAreRestartedAndTheRunCompletes) {
   const pid_t actor = ServicePid(dir, "--actor-id actor-1");
   ASSERT_GT(actor, 0);
   ASSERT_EQ(::kill(actor, SIGKILL), 0);
-  ASSERT_TRUE(wait_for_step(5)) << ReadFile(log);
+  // Well before the last step (12), so the job is still running when the learner dies.
+  ASSERT_TRUE(wait_for_step(4)) << ReadFile(log);
   const pid_t learner = ServicePid(dir, "learner --config");
   ASSERT_GT(learner, 0);
   ASSERT_EQ(::kill(learner, SIGKILL), 0);
@@ -202,7 +204,7 @@ TEST(RunCliTest, DeadServicesAreRestartedAndTheRunCompletes) {
   EXPECT_THAT(out, HasSubstr("[run] the learner exited with status 137 (signal 9); restarting it "
                              "(restart 1 of 3"));
   EXPECT_THAT(out, HasSubstr("deepsearch run: done"));
-  EXPECT_THAT(out, HasSubstr("training: 8 steps"));
+  EXPECT_THAT(out, HasSubstr("training: 12 steps"));
   EXPECT_THAT(ReadFile(dir + "/logs/learner.log"), HasSubstr("learner: resumed from"));
   EXPECT_EQ(ProcessesUsing(dir), 0);
   std::filesystem::remove_all(dir);
