@@ -49,14 +49,10 @@ read -r -a variants <<< "${VARIANTS:-deepsearch grpo uct_backtrace vanilla_q std
 bin="${DEEPSEARCH:-build/cli/deepsearch}"
 [[ -x "$bin" ]] || { echo "experiment: $bin not built (cmake --build build --target deepsearch)" >&2; exit 1; }
 
-declare -A extra=(
-  [deepsearch]=""
-  [grpo]="--set learner.program.algorithm=grpo"
-  [uct_backtrace]="--set search.backtrace=uct"
-  [vanilla_q]="--set search.q_update=vanilla"
-  [std_advantages]="--set learner.train.advantage_norm=mean_std"
-  [random_negative]="--set search.negative_choice=random"
-)
+# shellcheck source=bench/ablations.sh
+source bench/ablations.sh
+declare -A extra=([deepsearch]="" [grpo]="--set learner.program.algorithm=grpo")
+for a in "${!ablation_switch[@]}"; do extra[$a]="${ablation_switch[$a]}"; done
 for v in "${variants[@]}"; do
   [[ -v "extra[$v]" ]] || { echo "experiment: unknown variant '$v' (expected one of ${!extra[*]})" >&2; exit 2; }
 done
