@@ -49,8 +49,8 @@ read -r -a variants <<< "${VARIANTS:-deepsearch grpo uct_backtrace vanilla_q std
 bin="${DEEPSEARCH:-build/cli/deepsearch}"
 [[ -x "$bin" ]] || { echo "experiment: $bin not built (cmake --build build --target deepsearch)" >&2; exit 1; }
 
-# shellcheck source=bench/ablations.sh
-source bench/ablations.sh
+# shellcheck source=bench/experiment_lib.sh
+source bench/experiment_lib.sh
 declare -A extra=([deepsearch]="" [grpo]="--set learner.program.algorithm=grpo")
 for a in "${!ablation_switch[@]}"; do extra[$a]="${ablation_switch[$a]}"; done
 for v in "${variants[@]}"; do
@@ -67,14 +67,8 @@ for seed in "${seeds[@]}"; do
     "$bin" run --dir "$ws" "${common[@]}" --warm-start-only
     "$bin" run --dir "$ws" "${common[@]}" --print-config > "$ws/run_config.yaml"
     echo "experiment: seed $seed: screening $pool held-out problems, $screen_k direct samples each"
-    "$bin" solve --model "$ws/sft-model" --problems "$ws/data/heldout.jsonl" --mode rollout \
-      -k "$screen_k" --seed "$((seed + 1000003))" --config "$ws/run_config.yaml" \
-      --out "$ws/heldout_screen.jsonl"
-    max_correct=$(awk -v k="$screen_k" -v f="$max_pass1" 'BEGIN { printf "%d", k * f + 1e-9 }')
-    jq -r --argjson max "$max_correct" 'select(.correct_samples <= $max) | "\"id\":\"" + .id + "\""' \
-      "$ws/heldout_screen.jsonl" > "$ws/hard_ids.txt"
-    grep -F -f "$ws/hard_ids.txt" "$ws/data/heldout.jsonl" > "$ws/heldout_hard.jsonl.tmp"
-    mv "$ws/heldout_hard.jsonl.tmp" "$ws/heldout_hard.jsonl"
+    screen_hard "$bin" "$ws/sft-model" "$ws/data/heldout.jsonl" "$screen_k" "$max_pass1" \
+      "$((seed + 1000003))" "$ws/run_config.yaml" "$ws/heldout_screen.jsonl" "$ws/heldout_hard.jsonl"
   fi
   echo "experiment: seed $seed: held-out hard set: $(wc -l < "$ws/heldout_hard.jsonl") of $pool problems"
   for v in "${variants[@]}"; do

@@ -77,8 +77,8 @@ for tool in jq gnuplot; do
   command -v "$tool" > /dev/null || { echo "plateau: $tool not found (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
-# shellcheck source=bench/ablations.sh
-source bench/ablations.sh
+# shellcheck source=bench/experiment_lib.sh
+source bench/experiment_lib.sh
 declare -A switch=([deepsearch]="" [grpo_samples]="--set learner.program.algorithm=grpo"
                    [grpo_tokens]="--set learner.program.algorithm=grpo"
                    [grpo_all]="--set learner.program.algorithm=grpo")
@@ -172,17 +172,13 @@ direct_rows "$p1" > "$out/phase1.csv"
 # ---- phase 2: the hard sets, screened once with the plateau policy --------------------------
 p2="$out/phase2"
 mkdir -p "$p2"
-max_correct=$(awk -v k="$screen_k" -v f="$max_pass1" 'BEGIN { printf "%d", k * f + 1e-9 }')
+max_correct=$(hard_max_correct "$screen_k" "$max_pass1")
 screen() {  # screen NAME PROBLEMS SEED: OUT/phase2/NAME_hard.jsonl
   local name="$1" problems="$2" seed="$3"
   [[ -f "$p2/${name}_hard.jsonl" ]] && return 0
   log "phase 2: screening $(wc -l < "$problems") $name problems, $screen_k direct samples each"
-  "$bin" solve --model "$plateau_model" --problems "$problems" --mode rollout -k "$screen_k" \
-    --seed "$seed" --config "$p1/config.yaml" --out "$p2/${name}_screen.jsonl"
-  jq -r --argjson max "$max_correct" 'select(.correct_samples <= $max) | "\"id\":\"" + .id + "\""' \
-    "$p2/${name}_screen.jsonl" > "$p2/${name}_hard_ids.txt"
-  grep -F -f "$p2/${name}_hard_ids.txt" "$problems" > "$p2/${name}_hard.jsonl.tmp"
-  mv "$p2/${name}_hard.jsonl.tmp" "$p2/${name}_hard.jsonl"
+  screen_hard "$bin" "$plateau_model" "$problems" "$screen_k" "$max_pass1" "$seed" "$p1/config.yaml" \
+    "$p2/${name}_screen.jsonl" "$p2/${name}_hard.jsonl"
 }
 screen train "$ws/data/train.jsonl" 2000003
 screen heldout "$ws/data/heldout.jsonl" 3000017

@@ -75,8 +75,7 @@ Json JobToJson(const Job& job) {
   if (job.options.sampling) o["sampling"] = DocumentConfig(*job.options.sampling);
   o["samples_per_problem"] = job.options.samples_per_problem;
   o["max_steps"] = job.options.max_steps;
-  o["solve_mode"] =
-      job.options.solve_mode == JobOptions::SolveMode::kRollout ? "rollout" : "search";
+  o["solve_mode"] = SolveModeName(job.options.solve_mode);
   j["options"] = o;
   const JobProgress& p = job.progress;
   j["progress"] = {{"problems_total", p.problems_total},
@@ -127,9 +126,8 @@ absl::StatusOr<Job> JobFromJson(const Json& j) {
     job.options.samples_per_problem = o.at("samples_per_problem").get<int32_t>();
     job.options.max_steps = o.at("max_steps").get<int32_t>();
     // Jobs stored before solve_mode existed searched.
-    job.options.solve_mode = o.value("solve_mode", std::string("search")) == "rollout"
-                                 ? JobOptions::SolveMode::kRollout
-                                 : JobOptions::SolveMode::kSearch;
+    job.options.solve_mode = ParseSolveMode(o.value("solve_mode", std::string("search")))
+                                 .value_or(JobOptions::SolveMode::kSearch);
     const Json& p = j.at("progress");
     job.progress.problems_total = p.at("problems_total").get<int32_t>();
     job.progress.problems_done = p.at("problems_done").get<int32_t>();
@@ -170,6 +168,16 @@ std::string_view JobStateName(JobState state) {
       return "cancelled";
   }
   return "unknown";
+}
+
+std::string_view SolveModeName(JobOptions::SolveMode mode) {
+  return mode == JobOptions::SolveMode::kRollout ? "rollout" : "search";
+}
+
+std::optional<JobOptions::SolveMode> ParseSolveMode(std::string_view name) {
+  if (name == "search") return JobOptions::SolveMode::kSearch;
+  if (name == "rollout") return JobOptions::SolveMode::kRollout;
+  return std::nullopt;
 }
 
 bool IsTerminal(JobState state) {

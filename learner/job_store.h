@@ -48,6 +48,11 @@ struct JobOptions {
   enum class SolveMode { kSearch, kRollout } solve_mode = SolveMode::kSearch;
 };
 
+// "search" or "rollout": how the wire (JobOptions.solve_mode) and job.json spell a solve mode.
+std::string_view SolveModeName(JobOptions::SolveMode mode);
+// The mode `name` spells; nullopt for any other text.
+std::optional<JobOptions::SolveMode> ParseSolveMode(std::string_view name);
+
 struct JobProgress {
   int32_t problems_total = 0;
   int32_t problems_done = 0;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -171,11 +173,14 @@ absl::StatusOr<JobOptions> JobOptionsFromProto(const v1::JobOptions& proto) {
   }
   o.samples_per_problem = proto.samples_per_problem();
   o.max_steps = proto.max_steps();
-  if (proto.solve_mode() == "rollout") {
-    o.solve_mode = JobOptions::SolveMode::kRollout;
-  } else if (!proto.solve_mode().empty() && proto.solve_mode() != "search") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "options.solve_mode must be \"search\" or \"rollout\", got \"", proto.solve_mode(), "\""));
+  if (!proto.solve_mode().empty()) {  // empty: the default, search
+    const std::optional<JobOptions::SolveMode> mode = ParseSolveMode(proto.solve_mode());
+    if (!mode) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.solve_mode must be \"search\" or \"rollout\", got \"",
+                       proto.solve_mode(), "\""));
+    }
+    o.solve_mode = *mode;
   }
   return o;
 }
@@ -260,7 +265,8 @@ v1::Job JobToProto(const Job& job, bool include_results) {
     *o->mutable_search() = SearchParamsToProto(*job.options.search);
   o->set_samples_per_problem(job.options.samples_per_problem);
   o->set_max_steps(job.options.max_steps);
-  if (job.options.solve_mode == JobOptions::SolveMode::kRollout) o->set_solve_mode("rollout");
+  if (job.options.solve_mode != JobOptions::SolveMode::kSearch)  // search: the default, unset
+    o->set_solve_mode(std::string(SolveModeName(job.options.solve_mode)));
   if (include_results) {
     for (const ProblemResult& r : job.results) {
       v1::ProblemResult* q = p.add_results();

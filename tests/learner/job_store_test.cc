@@ -162,5 +162,14 @@ TEST_F(JobStoreTest, WaitForChangeWakesOnUpdate) {
   EXPECT_EQ(changed.progress.problems_done, 1);
 }
 
+TEST(SolveModeTest, NamesParseBackAndOtherTextIsRefused) {
+  for (JobOptions::SolveMode m : {JobOptions::SolveMode::kSearch, JobOptions::SolveMode::kRollout})
+    EXPECT_EQ(ParseSolveMode(SolveModeName(m)), m);
+  EXPECT_EQ(SolveModeName(JobOptions::SolveMode::kRollout), "rollout");
+  EXPECT_EQ(SolveModeName(JobOptions::SolveMode::kSearch), "search");
+  EXPECT_EQ(ParseSolveMode("Rollout"), std::nullopt);
+  EXPECT_EQ(ParseSolveMode(""), std::nullopt);
+}
+
 }  // namespace
 }  // namespace deepsearch
