@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "deepsearch/v1/cache_service.grpc.pb.h"
 #include "deepsearch/v1/learner_service.grpc.pb.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "common/core/backoff.h"
 #include "common/core/hash.h"
 #include "common/core/logging.h"

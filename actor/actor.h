@@ -14,7 +14,7 @@
 //              lease with use_solution_cache it first asks the cache service for verified
 //              solutions (LookupSolutions, batched per lease call); a cached problem becomes
 //              a rollout lease with the cached solutions in the first slots (spec §2). Each
-//              lease becomes a tree on the TreeRunner (actor/tree_runner.h); a lease that
+//              lease becomes a tree on the TreeRunner (search/tree_runner.h); a lease that
 //              cannot run (a prompt that does not tokenize, an unknown task) is reported as
 //              failed with the reason.
 //   * renew    RenewLease for every lease in progress, every renew_interval; a lease the
@@ -53,11 +53,11 @@
 #include "absl/time/time.h"
 #include "deepsearch/v1/cache_service.pb.h"
 #include "deepsearch/v1/learner_service.pb.h"
+#include "search/policy.h"
+#include "search/prompt_format.h"
+#include "search/tree_runner.h"
 
 #include "actor/actor_options.h"
-#include "actor/policy.h"
-#include "actor/prompt_format.h"
-#include "actor/tree_runner.h"
 #include "common/core/config.h"
 #include "common/core/runtime_config.h"
 #include "common/tokenizer/tokenizer.h"

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "search/prompt_format.h"
 
-#include "actor/prompt_format.h"
 #include "common/core/config.h"
 
 namespace deepsearch {

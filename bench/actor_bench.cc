@@ -6,7 +6,7 @@
 //                           [--width 8] [--depth 8] [--step 32] [--k 8] [--kv-budget-mb 1024]
 //
 // A model of the preset (random weights, the built-in task tokenizer) is written to a
-// temporary directory and loaded as `deepsearch actor` loads it (actor/policy_loader.h). An
+// temporary directory and loaded as `deepsearch actor` loads it (engine/policy_loader.h). An
 // in-process learner on loopback (tests/actor/fake_services.h) hands out `leases` SEARCH
 // leases of generated problems; the actor runs up to `trees` of them at once over the one
 // engine, streams the trajectories back and gets them acked.
@@ -24,8 +24,9 @@
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
+#include "engine/policy_loader.h"
+
 #include "actor/actor.h"
-#include "actor/policy_loader.h"
 #include "bench/roofline.h"
 #include "common/core/logging.h"
 #include "common/model/model_dir.h"

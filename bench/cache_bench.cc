@@ -65,8 +65,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "search/prompt_format.h"
+#include "trainer/sft.h"
+#include "trainer/trainer.h"
 
-#include "actor/prompt_format.h"
 #include "bench/qwen_weight_sets.h"
 #include "bench/roofline.h"
 #include "cache_service/cache_service.h"
@@ -84,8 +86,6 @@
 #include "common/tokenizer/tokenizer.h"
 #include "common/weights/weight_file.h"
 #include "common/weights/weight_set.h"
-#include "learner/sft.h"
-#include "learner/trainer.h"
 #include "learner/weight_publisher.h"
 
 namespace deepsearch::bench {
@@ -686,7 +686,7 @@ bool TrainedDelta(const Options& o) {
   absl::StatusOr<PromptFormat> format = PromptFormat::Parse(PromptFormat::kTaskDefault);
   if (!Check(format.status(), "prompt template")) return false;
 
-  // learner/sft.h's defaults.
+  // trainer/sft.h's defaults.
   const SftConfig sft;
   const TrainerConfig tc = SftTrainerConfig(sft, (*tokenizer)->vocab_size());
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*std::move(model), tc);

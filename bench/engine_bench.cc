@@ -30,8 +30,8 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/synchronization/notification.h"
+#include "engine/engine.h"
 
-#include "actor/engine.h"
 #include "bench/roofline.h"
 #include "common/core/rng.h"
 #include "common/model/torch_runtime.h"

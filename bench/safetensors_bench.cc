@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "bench/roofline.h"
-#include "common/model/safetensors.h"
+#include "common/weights/safetensors.h"
 
 namespace deepsearch::bench {
 namespace {

@@ -1,4 +1,4 @@
-// Tree-GRPO training throughput (learner/trainer.h) on synthetic batches shaped like the
+// Tree-GRPO training throughput (trainer/trainer.h) on synthetic batches shaped like the
 // learner's, against the sgemm ceiling measured in the same run:
 //
 //   build/bench/train_bench [--preset small] [--groups 1] [--group-size 8] [--prompt 64]
@@ -34,13 +34,13 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_split.h"
+#include "trainer/trainer.h"
 
 #include "bench/roofline.h"
 #include "common/core/progress.h"
 #include "common/core/rng.h"
 #include "common/model/qwen2_model.h"
 #include "common/model/torch_runtime.h"
-#include "learner/trainer.h"
 
 namespace deepsearch::bench {
 namespace {

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/rpc/status_conversion.h"

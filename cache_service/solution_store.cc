@@ -148,11 +148,12 @@ absl::StatusOr<std::unique_ptr<SolutionStore>> SolutionStore::Open(const std::st
 }
 
 absl::Status SolutionStore::Prepare() {
+  sqlite3* const db = db_;  // the lambdas below run under the caller's lock
   auto exec = [&](const std::string& sql, std::string_view what) -> absl::Status {
     char* message = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
     sqlite3_free(message);
-    if (rc != SQLITE_OK) return SqlError(db_, rc, what, path_);
+    if (rc != SQLITE_OK) return SqlError(db, rc, what, path_);
     return absl::OkStatus();
   };
   sqlite3_busy_timeout(db_, 5000);
@@ -180,8 +181,8 @@ absl::Status SolutionStore::Prepare() {
   }
 
   auto prepare = [&](const char* sql, sqlite3_stmt** out) -> absl::Status {
-    const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, out, nullptr);
-    if (rc != SQLITE_OK) return SqlError(db_, rc, absl::StrCat("preparing `", sql, "`"), path_);
+    const int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, nullptr);
+    if (rc != SQLITE_OK) return SqlError(db, rc, absl::StrCat("preparing `", sql, "`"), path_);
     return absl::OkStatus();
   };
   DS_RETURN_IF_ERROR(prepare("SELECT fingerprint FROM problems WHERE id = ?1", &find_problem_));
@@ -268,11 +269,12 @@ absl::StatusOr<std::vector<PutOutcome>> SolutionStore::Put(
   for (const SolutionToPut& s : solutions) verified.push_back(Verify(s));
 
   absl::MutexLock lock(&mu_);
-  auto exec = [&](const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); };
+  sqlite3* const db = db_;  // the lambdas below run under this lock
+  auto exec = [&](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); };
   int rc = exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqlError(db_, rc, "beginning a transaction", path_);
   auto fail = [&](int code, std::string_view what) {
-    absl::Status error = SqlError(db_, code, what, path_);
+    absl::Status error = SqlError(db, code, what, path_);
     exec("ROLLBACK");
     return error;
   };

@@ -112,8 +112,8 @@ class SolutionStore {
  private:
   struct Verified;
   SolutionStore(std::string path, SolutionStoreOptions options, sqlite3* db);
-  absl::Status Prepare();
-  absl::Status LoadCounts();
+  absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadCounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The verifier of `task`, made once per spec.
   absl::StatusOr<const TaskFamily*> Family(const std::string& task);
   // Re-verifies one solution; the outcome's status is kRejected when it fails.

@@ -296,7 +296,8 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
                          std::find(pruned.begin(), pruned.end(), it->first.second) != pruned.end();
       it = stale ? encodings_.erase(it) : std::next(it);
     }
-    std::erase_if(encoding_order_, [&](const auto& key) { return encodings_.count(key) == 0; });
+    for (auto it = encoding_order_.begin(); it != encoding_order_.end();)
+      it = encodings_.count(*it) == 0 ? encoding_order_.erase(it) : std::next(it);
     ++stats_.published;
     stats_.latest_version = version;
     stats_.versions_kept = static_cast<int32_t>(versions_.size());
@@ -334,11 +335,10 @@ std::vector<int64_t> WeightStore::versions() const {
 
 int64_t WeightStore::WaitNewer(int64_t have, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  auto latest = [&] { return versions_.empty() ? int64_t{0} : versions_.back(); };
-  while (!closed_ && latest() <= have) {
+  while (!closed_ && (versions_.empty() ? int64_t{0} : versions_.back()) <= have) {
     if (changed_.WaitWithDeadline(&mu_, deadline)) break;
   }
-  return latest();
+  return versions_.empty() ? int64_t{0} : versions_.back();
 }
 
 void WeightStore::Close() {

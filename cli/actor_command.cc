@@ -12,8 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/policy_loader.h"
+
 #include "actor/actor.h"
-#include "actor/policy_loader.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "cli/service_metrics.h"

@@ -34,8 +34,8 @@
 #include "deepsearch/v1/problem_service.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "common/core/backoff.h"

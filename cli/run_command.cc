@@ -59,8 +59,9 @@
 #include "absl/time/clock.h"
 #include "deepsearch/v1/cache_service.grpc.pb.h"
 #include "deepsearch/v1/problem_service.grpc.pb.h"
+#include "trainer/sft.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "cli/child_process.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
@@ -77,7 +78,6 @@
 #include "common/tasks/dataset.h"
 #include "common/tasks/task.h"
 #include "learner/learner.h"
-#include "learner/sft.h"
 
 namespace deepsearch::cli {
 

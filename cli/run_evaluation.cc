@@ -11,6 +11,7 @@
 
 #include "common/core/files.h"
 #include "common/core/status.h"
+#include "common/tasks/hard_subset.h"
 
 namespace deepsearch::cli {
 
@@ -30,16 +31,6 @@ std::vector<EvalKind> EvalKinds(int32_t direct_samples, const std::vector<double
   if (tree_samples > 0)
     kinds.push_back(EvalKind{.direct = false, .temperature = 1.0, .samples = tree_samples});
   return kinds;
-}
-
-double PassAtK(int64_t n, int64_t c, int64_t k) {
-  if (n <= 0 || k <= 0) return 0.0;
-  k = std::min(k, n);
-  if (n - c < k) return 1.0;
-  // 1 - C(n - c, k) / C(n, k) = 1 - prod_{i = n - c + 1}^{n} (1 - k / i), stable for large n.
-  double none = 1.0;
-  for (int64_t i = n - c + 1; i <= n; ++i) none *= 1.0 - static_cast<double>(k) / i;
-  return 1.0 - none;
 }
 
 int64_t Evaluation::samples() const {

@@ -39,9 +39,6 @@ struct EvalKind {
 std::vector<EvalKind> EvalKinds(int32_t direct_samples, const std::vector<double>& temperatures,
                                 int32_t tree_samples);
 
-// The unbiased pass@k of one problem with c correct of n samples; k in [1, n].
-double PassAtK(int64_t n, int64_t c, int64_t k);
-
 // One evaluation job and, once done, what it measured.
 struct Evaluation {
   int64_t step = 0;

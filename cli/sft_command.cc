@@ -1,5 +1,5 @@
 // deepsearch sft --model DIR --task SPEC --steps N --out DIR [--batch B] [--lr LR] [--seed S]
-// [--eval N]: the supervised warm start (learner/sft.h).
+// [--eval N]: the supervised warm start (trainer/sft.h).
 //
 // Trains the model of DIR on the task family's worked solutions (fresh generated problems
 // every step), shows a progress line with rate, ETA and loss, reports greedy accuracy on
@@ -12,10 +12,10 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "trainer/sft.h"
 
 #include "cli/commands.h"
 #include "common/model/torch_runtime.h"
-#include "learner/sft.h"
 
 namespace deepsearch::cli {
 namespace {

@@ -5,7 +5,7 @@
 // file's `search` and `sampling` sections) or K direct samples (mode "rollout", the best-of-K
 // baseline); the trees share one inference engine (the `engine` section). The answer of a
 // problem is chosen by verification when the problem has a ground truth, otherwise by
-// majority (actor/tree_runner.h SummarizeSolve); pass@k is estimated from the K leaves.
+// majority (search/tree_runner.h SummarizeSolve); pass@k is estimated from the K leaves.
 //
 // Output: one JSON line per problem (in input order) to --out (or stdout): id, answer,
 // selection, correct, samples, correct_samples, pass_at_k, expansions, generated_tokens and,
@@ -25,10 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/policy_loader.h"
+#include "search/prompt_format.h"
+#include "search/tree_runner.h"
 
-#include "actor/policy_loader.h"
-#include "actor/prompt_format.h"
-#include "actor/tree_runner.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "common/core/hash.h"

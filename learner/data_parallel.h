@@ -39,9 +39,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "trainer/gradient_reducer.h"
 
 #include "learner/data_parallel_config.h"
-#include "learner/gradient_reducer.h"
 
 namespace deepsearch {
 

@@ -26,9 +26,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "search/search_params.h"
 
-#include "actor/search_params.h"
-#include "actor/tree_runner.h"
+#include "common/tasks/answer_selection.h"
 #include "common/tasks/problem.h"
 
 namespace deepsearch {

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "trainer/gradient_reducer.h"
+#include "trainer/trainer.h"
 
 #include "common/core/files.h"
 #include "common/core/logging.h"
@@ -22,8 +24,6 @@
 #include "common/model/weight_export.h"
 #include "common/tasks/task.h"
 #include "common/tokenizer/tokenizer.h"
-#include "learner/gradient_reducer.h"
-#include "learner/trainer.h"
 
 namespace deepsearch {
 
@@ -510,17 +510,11 @@ void Learner::Impl::RouteResultsLocked() {
     if (purpose == kPurposeSolve) {
       auto it = solves.find(job_id);
       if (it == solves.end() || it->second.outstanding.erase(tree.lease_id) == 0) continue;
-      std::vector<ScoredTrajectory> scored;
-      for (const TrajectoryRecord& r : tree.trajectories) {
-        ScoredTrajectory s;
-        s.response_tokens = r.sequence.response_tokens;
-        s.verdict.correct = r.correct;
-        s.verdict.predicted = r.predicted;
-        s.incomplete = r.incomplete;
-        s.response_text = r.response_text;
-        scored.push_back(std::move(s));
-      }
-      ProblemResult result{tree.spec.problem.id, SummarizeSolve(tree.spec.problem, scored)};
+      std::vector<SampleVerdict> verdicts;
+      for (const TrajectoryRecord& r : tree.trajectories)
+        verdicts.push_back({r.predicted, r.correct, r.incomplete});
+      ProblemResult result{tree.spec.problem.id,
+                           SelectAnswer(!tree.spec.problem.answer.empty(), verdicts)};
       int64_t tokens = 0;
       for (const TrajectoryRecord& r : tree.trajectories) tokens += r.tree_generated_tokens;
       (void)jobs->Update(job_id, [&](Job& j) {

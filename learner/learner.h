@@ -97,7 +97,7 @@ struct LearnerStats {
   int64_t generated_tokens = 0;  // sampled by the actors, each token once
   int64_t checkpoints = 0;
   // The last training step's groups (trees) with no correct trajectory, as a share of its
-  // groups, and the mean advantage over their tokens (learner/train_batch.h GroupSummary).
+  // groups, and the mean advantage over their tokens (trainer/train_batch.h GroupSummary).
   double all_wrong_group_share = 0.0;
   double all_wrong_mean_advantage = 0.0;
   LeaseCounts leases;

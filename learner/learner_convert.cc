@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "common/core/status.h"
 
 namespace deepsearch {

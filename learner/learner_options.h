@@ -6,12 +6,12 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "search/search_params.h"
+#include "trainer/trainer_config.h"
 
-#include "actor/search_params.h"
 #include "common/core/config.h"
 #include "learner/data_parallel_config.h"
 #include "learner/train_program.h"
-#include "learner/trainer_config.h"
 
 namespace deepsearch {
 

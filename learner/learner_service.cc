@@ -3,8 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "common/rpc/status_conversion.h"
 #include "learner/learner_convert.h"
 

@@ -214,9 +214,8 @@ int64_t LeaseManager::CancelJob(const std::string& job_id) {
       ++it;
     }
   }
-  pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                [&](const std::string& id) { return leases_.count(id) == 0; }),
-                 pending_.end());
+  for (auto it = pending_.begin(); it != pending_.end();)
+    it = leases_.count(*it) == 0 ? pending_.erase(it) : std::next(it);
   auto drop = [&](auto& v) {
     v.erase(
         std::remove_if(v.begin(), v.end(), [&](const auto& x) { return x.spec.job_id == job_id; }),

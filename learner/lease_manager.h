@@ -31,11 +31,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "search/search_params.h"
+#include "trainer/train_batch.h"
 
-#include "actor/search_params.h"
-#include "common/model/sampler.h"
+#include "common/sampling/sampler.h"
 #include "common/tasks/problem.h"
-#include "learner/train_batch.h"
 
 namespace deepsearch {
 

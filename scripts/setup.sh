@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   # Toolchain and build.
   build-essential ccache cmake git ninja-build pkg-config
-  # Formatting and static analysis (the format check runs in the test suite).
-  clang-format clang-tidy
+  # Formatting and static analysis (the format check and clang's -Wthread-safety analysis
+  # run in the test suite).
+  clang clang-format clang-tidy
   # LibTorch (CPU) with a fast BLAS; without OpenBLAS LibTorch falls back to the
   # reference BLAS, ~16x slower. Gloo headers are for c10d's ProcessGroupGloo.
   libgloo-dev libopenblas0-openmp libtorch-dev

@@ -28,8 +28,8 @@
 #include "absl/types/span.h"
 
 #include "common/model/qwen2_model.h"
-#include "common/model/sampler.h"
 #include "common/model/token_sampling.h"
+#include "common/sampling/sampler.h"
 
 namespace deepsearch {
 

@@ -13,10 +13,10 @@
 #include "common/core/files.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
-#include "common/model/checkpoint_files.h"
-#include "common/model/safetensors.h"
 #include "common/model/weight_export.h"
 #include "common/tokenizer/char_tokenizer.h"
+#include "common/weights/checkpoint_files.h"
+#include "common/weights/safetensors.h"
 
 namespace deepsearch {
 namespace {

@@ -22,8 +22,8 @@
 #include "absl/types/span.h"
 
 #include "common/core/rng.h"
-#include "common/model/sampler.h"
 #include "common/model/torch_pch.h"
+#include "common/sampling/sampler.h"
 
 namespace deepsearch {
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "common/core/status.h"
-#include "common/model/checkpoint_files.h"
+#include "common/weights/checkpoint_files.h"
 
 namespace deepsearch {
 

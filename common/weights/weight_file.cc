@@ -22,7 +22,7 @@
 #include "common/core/files.h"
 #include "common/core/hash.h"
 #include "common/core/status.h"
-#include "common/model/safetensors.h"
+#include "common/weights/safetensors.h"
 
 namespace deepsearch {
 namespace {

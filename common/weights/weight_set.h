@@ -39,7 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#include "common/model/safetensors.h"  // Dtype
+#include "common/weights/safetensors.h"  // Dtype
 
 namespace deepsearch {
 

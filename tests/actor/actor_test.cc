@@ -9,12 +9,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "search/mock_policy.h"
+#include "search/prompt_format.h"
 
-#include "actor/mock_policy.h"
-#include "actor/prompt_format.h"
 #include "common/tokenizer/char_tokenizer.h"
 #include "tests/actor/fake_services.h"
-#include "tests/actor/test_policies.h"
+#include "tests/search/test_policies.h"
 
 namespace deepsearch {
 namespace {

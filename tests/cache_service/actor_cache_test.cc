@@ -11,14 +11,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "search/mock_policy.h"
+
 #include "actor/actor.h"
-#include "actor/mock_policy.h"
 #include "cache_service/cache_service.h"
 #include "common/rpc/weight_stream.h"
 #include "common/tokenizer/char_tokenizer.h"
 #include "tests/actor/fake_services.h"
-#include "tests/actor/test_policies.h"
 #include "tests/cache_service/weight_testing.h"
+#include "tests/search/test_policies.h"
 
 namespace deepsearch {
 namespace {

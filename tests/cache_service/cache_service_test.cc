@@ -24,8 +24,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "wire/convert.h"
 
-#include "actor/actor_convert.h"
 #include "common/core/hash.h"
 #include "common/rpc/weight_stream.h"
 #include "common/tasks/task.h"

@@ -5,19 +5,6 @@
 namespace deepsearch::cli {
 namespace {
 
-TEST(RunEvaluationTest, PassAtKIsTheUnbiasedEstimator) {
-  // 1 - C(n - c, k) / C(n, k), by hand.
-  EXPECT_DOUBLE_EQ(PassAtK(4, 1, 1), 0.25);
-  EXPECT_DOUBLE_EQ(PassAtK(4, 1, 2), 1.0 - 3.0 / 6.0);
-  EXPECT_NEAR(
-      PassAtK(32, 3, 8),
-      1.0 - (29.0 * 28 * 27 * 26 * 25 * 24 * 23 * 22) / (32.0 * 31 * 30 * 29 * 28 * 27 * 26 * 25),
-      1e-12);
-  EXPECT_DOUBLE_EQ(PassAtK(5, 0, 3), 0.0);
-  EXPECT_DOUBLE_EQ(PassAtK(3, 2, 2), 1.0);  // fewer than k wrong samples
-  EXPECT_DOUBLE_EQ(PassAtK(0, 0, 1), 0.0);
-}
-
 TEST(RunEvaluationTest, AnEvaluationAveragesOverItsProblems) {
   Evaluation e;
   e.problems = {{4, 1}, {4, 0}, {4, 4}};

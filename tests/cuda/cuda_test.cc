@@ -25,13 +25,13 @@
 #include <sys/socket.h>
 
 #include "absl/strings/str_cat.h"
+#include "engine/engine.h"
+#include "trainer/trainer.h"
 
-#include "actor/engine.h"
 #include "common/core/rng.h"
 #include "common/model/qwen2_model.h"
 #include "common/model/token_sampling.h"
 #include "learner/data_parallel.h"
-#include "learner/trainer.h"
 #include "tests/free_port.h"
 
 namespace deepsearch {

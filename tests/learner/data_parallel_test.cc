@@ -40,13 +40,13 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "trainer/trainer.h"
 
 #include "common/core/rng.h"
 #include "common/model/model_dir.h"
 #include "common/model/qwen2_model.h"
 #include "common/model/weight_export.h"
 #include "learner/learner.h"
-#include "learner/trainer.h"
 #include "tests/free_port.h"
 #include "tests/learner/learner_testing.h"
 

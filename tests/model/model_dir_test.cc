@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include "common/core/rng.h"
-#include "common/model/checkpoint_files.h"
 #include "common/tokenizer/char_tokenizer.h"
+#include "common/weights/checkpoint_files.h"
 
 namespace deepsearch {
 namespace {

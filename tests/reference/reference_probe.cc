@@ -36,9 +36,9 @@
 #include "common/core/hash.h"
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
-#include "common/model/safetensors.h"
 #include "common/model/torch_pch.h"
 #include "common/model/torch_runtime.h"
+#include "common/weights/safetensors.h"
 
 namespace deepsearch {
 namespace {

@@ -102,6 +102,10 @@ TEST(HardSubsetTest, PassAtKMatchesHandComputedValues) {
   EXPECT_DOUBLE_EQ(PassAtK(8, 0, 8), 0.0);
   EXPECT_DOUBLE_EQ(PassAtK(8, 8, 1), 1.0);
   EXPECT_DOUBLE_EQ(PassAtK(5, 3, 4), 1.0);  // fewer than k failures: every k-subset has a success
+  EXPECT_NEAR(
+      PassAtK(32, 3, 8),
+      1.0 - (29.0 * 28 * 27 * 26 * 25 * 24 * 23 * 22) / (32.0 * 31 * 30 * 29 * 28 * 27 * 26 * 25),
+      1e-12);
 }
 
 TEST(TaskOptionsTest, ParsesAndRefusesBadSpecs) {

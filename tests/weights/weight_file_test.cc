@@ -19,7 +19,7 @@
 #include "absl/types/span.h"
 
 #include "common/core/hash.h"
-#include "common/model/safetensors.h"
+#include "common/weights/safetensors.h"
 
 namespace deepsearch {
 namespace {
