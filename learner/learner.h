@@ -52,6 +52,7 @@
 #include "absl/time/time.h"
 
 #include "common/weights/weight_set.h"
+#include "learner/checkpoint_store.h"
 #include "learner/job_store.h"
 #include "learner/learner_options.h"
 #include "learner/lease_manager.h"
@@ -169,9 +170,6 @@ class Learner {
 // Errors (the group breaks, rank 0 goes away, the settings differ from rank 0's) name the
 // rank; the process should exit non-zero, and the group is restarted as a whole.
 absl::Status RunTrainingWorker(const LearnerOptions& options, GradientReducer& reducer);
-
-// The newest complete checkpoint under state_dir ("" when none).
-std::string LatestCheckpoint(const std::string& state_dir);
 
 // Writes the checkpoint's model as a Hugging Face model directory in `dtype` ("float32",
 // "bfloat16", "float16"). Errors name the checkpoint file that is missing or bad.

@@ -39,6 +39,7 @@ SERVICES_EXTRA = {"deepsearch_data_parallel": "learner"}
 # Header-only files in folders that hold more than one target.
 HEADER_OWNERS = {
     "trainer/gradient_reducer.h": "deepsearch_trainer_core",
+    "learner/learner_impl.h": "deepsearch_learner",
     "common/model/torch_pch.h": "deepsearch_model",
     "common/weights/byte_planes.h": "deepsearch_weights",
     "cli/commands.h": "deepsearch_cli_lib",
