@@ -12,6 +12,7 @@
 #include "deepsearch/v1/learner_service.grpc.pb.h"
 #include "wire/convert.h"
 
+#include "actor/actor_internal.h"
 #include "common/core/backoff.h"
 #include "common/core/hash.h"
 #include "common/core/logging.h"
@@ -30,35 +31,19 @@ std::string DefaultActorId() {
   return absl::StrCat(host[0] != '\0' ? host : "actor", "-", getpid());
 }
 
-constexpr int32_t kSolutionsPerPut = 64;
+ActorOptions WithActorId(ActorOptions options) {
+  if (options.actor_id.empty()) options.actor_id = DefaultActorId();
+  return options;
+}
 
 }  // namespace
 
-struct Actor::Clients {
-  std::optional<rpc::RpcClient> learner;
-  std::optional<rpc::RpcClient> cache;
-  std::unique_ptr<v1::LearnerService::Stub> learner_stub;
-  std::unique_ptr<v1::CacheService::Stub> cache_stub;
-};
-
-struct Actor::LeaseState {
-  v1::Lease lease;
-  std::string tree_id;
-  std::vector<int32_t> prompt_tokens;
-  bool revoked = false;
-};
-
-struct Actor::Outgoing {
-  std::vector<v1::Trajectory> trajectories;
-  std::vector<std::string> completed;
-  std::vector<v1::LeaseFailure> failures;
-};
-
 Actor::Actor(ActorOptions options, RpcConfig rpc, Dependencies deps)
-    : options_(std::move(options)),
+    : options_(WithActorId(std::move(options))),
       rpc_(std::move(rpc)),
       deps_(std::move(deps)),
-      clients_(new Clients) {}
+      clients_(new Clients),
+      outbox_(options_.actor_id, options_.max_batch_bytes) {}
 
 Actor::~Actor() { Shutdown(absl::ZeroDuration()); }
 
@@ -69,7 +54,6 @@ absl::Status Actor::Start() {
   if (options_.learner_address.empty())
     return absl::InvalidArgumentError("actor: learner_address is empty");
   if (options_.max_trees < 1) return absl::InvalidArgumentError("actor: max_trees must be >= 1");
-  if (options_.actor_id.empty()) options_.actor_id = DefaultActorId();
   absl::StatusOr<PromptFormat> format = PromptFormat::Parse(options_.prompt_template);
   if (!format.ok()) return Annotate(format.status(), "actor.prompt_template");
   prompt_format_ = *std::move(format);
@@ -134,14 +118,14 @@ void Actor::Shutdown(absl::Duration drain) {
     // at least, so that the learner hears of them rather than waiting for their leases to
     // expire).
     const absl::Time flush_deadline = std::max(deadline, absl::Now() + absl::Seconds(1));
-    while ((!outgoing_.empty() || !unacked_.empty() || !solutions_.empty()) &&
+    while ((outbox_.Pending() || !solutions_.empty()) &&
            cv_.WaitWithDeadline(&mu_, flush_deadline) == false) {
     }
-    if (!outgoing_.empty() || !unacked_.empty()) {
+    if (outbox_.Pending()) {
       log::Warning(
           "actor {}: shutting down with {} trajectory batches undelivered (their leases will "
           "expire)",
-          options_.actor_id, outgoing_.size() + unacked_.size());
+          options_.actor_id, outbox_.PendingCount());
     }
     stopped_ = true;
     for (grpc::ClientContext* call : calls_) call->TryCancel();
@@ -187,6 +171,18 @@ void Actor::UnregisterCall(grpc::ClientContext* context) {
   calls_.erase(std::remove(calls_.begin(), calls_.end(), context), calls_.end());
 }
 
+Actor::Retry::Retry(Actor& actor, std::string what, uint64_t loop)
+    : actor_(actor),
+      what_(std::move(what)),
+      backoff_(actor.options_.backoff_initial, actor.options_.backoff_max,
+               Hash64(actor.options_.actor_id, loop)) {}
+
+bool Actor::Retry::After(const absl::Status& failure, bool until_stopped) {
+  const absl::Duration delay = backoff_.Next();
+  actor_.LogRpcFailure(what_, failure, backoff_.failures());
+  return actor_.Sleep(delay, until_stopped);
+}
+
 void Actor::LogRpcFailure(std::string_view what, const absl::Status& status, int64_t failures) {
   {
     absl::MutexLock lock(&mu_);
@@ -201,7 +197,7 @@ void Actor::LogRpcFailure(std::string_view what, const absl::Status& status, int
 
 void Actor::Send(Outgoing item) {
   absl::MutexLock lock(&mu_);
-  outgoing_.push_back(std::move(item));
+  outbox_.Add(std::move(item));
   cv_.SignalAll();
 }
 
@@ -222,7 +218,7 @@ void Actor::FailLease(const std::string& lease_id, const std::string& reason) {
 // Leases.
 
 void Actor::LeaseLoop() {
-  Backoff backoff(options_.backoff_initial, options_.backoff_max, Hash64(options_.actor_id, 1));
+  Retry retry(*this, "LeaseWork", 1);
   while (true) {
     int32_t free = 0;
     {
@@ -244,12 +240,10 @@ void Actor::LeaseLoop() {
     const grpc::Status s = clients_->learner_stub->LeaseWork(&context, request, &response);
     UnregisterCall(&context);
     if (!s.ok()) {
-      const absl::Duration delay = backoff.Next();
-      LogRpcFailure("LeaseWork", rpc::FromGrpcStatus(s), backoff.failures());
-      if (!Sleep(delay, false)) return;
+      if (!retry.After(rpc::FromGrpcStatus(s), /*until_stopped=*/false)) return;
       continue;
     }
-    backoff.Reset();
+    retry.Reset();
     if (response.leases_size() == 0) {
       absl::Duration wait = options_.idle_poll;
       if (response.has_retry_after()) {
@@ -329,28 +323,17 @@ void Actor::StartLease(const v1::Lease& lease, std::vector<CachedSolution> cache
                      absl::StrCat("problem '", task.problem.id, "': ", prompt.status().message()));
   }
   task.prompt_tokens = *std::move(prompt);
-  switch (lease.mode()) {
-    case v1::LEASE_MODE_SEARCH:
-      task.mode = cached.empty() ? TreeMode::kSearch : TreeMode::kRollout;
-      break;
-    case v1::LEASE_MODE_ROLLOUT:
-      task.mode = TreeMode::kRollout;
-      break;
-    case v1::LEASE_MODE_SOLVE:
-      task.mode = TreeMode::kSolve;
-      cached.clear();
-      break;
-    default:
-      return FailLease(lease.lease_id(),
-                       absl::StrCat("unknown lease mode ", static_cast<int>(lease.mode())));
-  }
-  const bool from_cache = !cached.empty();
+  const absl::StatusOr<LeaseMode> mode = LeaseModeFromProto(lease.mode());
+  if (!mode.ok()) return FailLease(lease.lease_id(), std::string(mode.status().message()));
+  LeasePlan plan = PlanLease(*mode, std::move(cached));
+  task.mode = plan.mode;
+  const bool from_cache = plan.from_cache();
   task.search = SearchParamsFromProto(lease.search());
   task.sampling = SamplingParamsFromProto(lease.sampling());
   if (task.sampling.seed == 0) task.sampling.seed = Hash64(tree_id);
   task.num_trajectories = lease.num_trajectories();
   task.min_weight_version = lease.min_weight_version();
-  task.cached = std::move(cached);
+  task.cached = std::move(plan.cached);
 
   auto state = std::make_unique<LeaseState>();
   state->lease = lease;
@@ -492,267 +475,6 @@ void Actor::RenewLoop() {
     // lease whose tree could still take another step.
     absl::MutexLock lock(&mu_);
     stats_.leases_revoked += static_cast<int64_t>(cancel.size());
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The trajectory stream.
-
-void Actor::StreamLoop() {
-  Backoff backoff(options_.backoff_initial, options_.backoff_max, Hash64(options_.actor_id, 2));
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      // Open a stream only when there is something to deliver.
-      while (!stopped_ && outgoing_.empty() && unacked_.empty())
-        cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
-      if (stopped_) return;
-    }
-    grpc::ClientContext context;
-    clients_->learner->PrepareContext(context, absl::InfiniteDuration());
-    RegisterCall(&context);
-    std::unique_ptr<grpc::ClientReaderWriter<v1::TrajectoryBatch, v1::TrajectoryAck>> stream =
-        clients_->learner_stub->StreamTrajectories(&context);
-    bool broken = false;  // guarded by mu_
-    bool acked_any = false;
-    std::thread reader([&] {
-      v1::TrajectoryAck ack;
-      while (stream->Read(&ack)) {
-        absl::MutexLock lock(&mu_);
-        auto it = unacked_.find(ack.sequence());
-        if (it == unacked_.end()) continue;
-        unacked_.erase(it);
-        acked_any = true;
-        stats_.trajectories_acked += ack.accepted();
-        stats_.trajectories_duplicate += ack.duplicates();
-        stats_.trajectories_rejected += ack.rejections_size();
-        for (const v1::TrajectoryRejection& r : ack.rejections()) {
-          log::Warning("actor {}: the learner refused trajectory {}: {}", options_.actor_id,
-                       r.trajectory_id(), r.reason());
-        }
-        cv_.SignalAll();
-      }
-      absl::MutexLock lock(&mu_);
-      broken = true;
-      cv_.SignalAll();
-    });
-    // Batches a broken stream left unacked go first, renumbered for this stream.
-    int64_t sequence = 0;
-    std::vector<v1::TrajectoryBatch> resend;
-    {
-      absl::MutexLock lock(&mu_);
-      for (auto& [seq, batch] : unacked_) resend.push_back(std::move(batch));
-      unacked_.clear();
-      for (v1::TrajectoryBatch& batch : resend) {
-        batch.set_sequence(++sequence);
-        unacked_[sequence] = batch;
-        ++stats_.batches_resent;
-      }
-    }
-    bool write_failed = false;
-    for (const v1::TrajectoryBatch& batch : resend) {
-      if (!stream->Write(batch)) {
-        write_failed = true;
-        break;
-      }
-    }
-    while (!write_failed) {
-      v1::TrajectoryBatch batch;
-      {
-        absl::MutexLock lock(&mu_);
-        while (!stopped_ && !broken && outgoing_.empty())
-          cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
-        if (stopped_ || broken) break;
-        int64_t bytes = 0;
-        while (!outgoing_.empty()) {
-          Outgoing& item = outgoing_.front();
-          int64_t item_bytes = 0;
-          for (const v1::Trajectory& t : item.trajectories)
-            item_bytes += static_cast<int64_t>(t.ByteSizeLong());
-          if (batch.trajectories_size() + batch.failed_leases_size() +
-                      batch.completed_lease_ids_size() >
-                  0 &&
-              bytes + item_bytes > options_.max_batch_bytes) {
-            break;
-          }
-          bytes += item_bytes;
-          for (v1::Trajectory& t : item.trajectories) *batch.add_trajectories() = std::move(t);
-          for (std::string& id : item.completed) batch.add_completed_lease_ids(std::move(id));
-          for (v1::LeaseFailure& f : item.failures) *batch.add_failed_leases() = std::move(f);
-          outgoing_.pop_front();
-        }
-        batch.set_actor_id(options_.actor_id);
-        batch.set_sequence(++sequence);
-        unacked_[sequence] = batch;
-        stats_.trajectories_sent += batch.trajectories_size();
-      }
-      if (!stream->Write(batch)) write_failed = true;
-    }
-    bool stopped = false;
-    {
-      absl::MutexLock lock(&mu_);
-      stopped = stopped_;
-    }
-    if (!stopped) stream->WritesDone();
-    context.TryCancel();
-    reader.join();
-    const grpc::Status finish = stream->Finish();
-    UnregisterCall(&context);
-    if (stopped) return;
-    if (acked_any) backoff.Reset();
-    const absl::Duration delay = backoff.Next();
-    {
-      absl::MutexLock lock(&mu_);
-      ++stats_.stream_reconnects;
-    }
-    LogRpcFailure("the trajectory stream", rpc::FromGrpcStatus(finish), backoff.failures());
-    if (!Sleep(delay, /*until_stopped=*/true)) return;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Weights.
-
-void Actor::WeightLoop() {
-  Backoff backoff(options_.backoff_initial, options_.backoff_max, Hash64(options_.actor_id, 3));
-  rpc::WeightChunkAssembler assembler(static_cast<uint64_t>(options_.max_weight_bytes));
-  std::optional<WeightSet> held;  // the base for deltas
-  bool by_file = options_.weights_by_file;
-  bool file_worked = false;  // a version taken by file reference installed here
-  while (true) {
-    v1::SubscribeWeightsRequest request;
-    request.set_subscriber_id(options_.actor_id);
-    request.set_have_version(held ? held->version : 0);
-    // Deltas apply to whatever this actor holds when they arrive: the cache sends the first
-    // version in full (nothing held) and the later ones of the same stream as deltas.
-    request.set_accept_delta(true);
-    request.set_accept_file(by_file);
-    grpc::ClientContext context;
-    clients_->cache->PrepareContext(context, absl::InfiniteDuration());
-    RegisterCall(&context);
-    std::unique_ptr<grpc::ClientReader<v1::WeightChunk>> reader =
-        clients_->cache_stub->SubscribeWeights(&context, request);
-    v1::WeightChunk chunk;
-    bool progressed = false;
-    while (reader->Read(&chunk)) {
-      if (absl::Status s = assembler.Add(chunk); !s.ok()) {
-        log::Error("actor {}: bad weight stream from the cache service: {}", options_.actor_id,
-                   s.ToString());
-        break;
-      }
-      if (!assembler.complete()) continue;
-      EncodedWeights encoded = assembler.Take();
-      const int64_t version = encoded.version;
-      const WeightEncoding encoding = encoded.encoding;
-      // Received bytes; for a file reference, the mapped set's.
-      const uint64_t bytes =
-          encoded.encoding == WeightEncoding::kFile ? encoded.total_bytes : encoded.data.size();
-      const auto begin = std::chrono::steady_clock::now();
-      absl::StatusOr<WeightSet> set = DecodeWeights(std::move(encoded), held ? &*held : nullptr);
-      if (!set.ok() && encoding == WeightEncoding::kFile) {
-        // Never worked: the cache's files are not visible here, so streams from now on. Once
-        // it has, a failure is a version pruned or reused meanwhile: subscribe again.
-        if (!file_worked) {
-          log::Warning(
-              "actor {}: cannot use the cache service's weight file ({}); taking "
-              "streamed copies from now on",
-              options_.actor_id, set.status().ToString());
-          by_file = false;
-        } else {
-          log::Warning("actor {}: weight version {} by file: {}; asking again", options_.actor_id,
-                       version, set.status().ToString());
-        }
-        break;
-      }
-      if (!set.ok()) {
-        log::Error("actor {}: weight version {} does not decode: {}", options_.actor_id, version,
-                   set.status().ToString());
-        if (absl::IsFailedPrecondition(set.status())) held.reset();  // ask for a full copy
-        break;
-      }
-      if (held && version <= held->version) continue;
-      if (absl::Status s = deps_.install_weights(*set); !s.ok()) {
-        log::Error("actor {}: installing weight version {} failed: {}", options_.actor_id, version,
-                   s.ToString());
-        continue;
-      }
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-      log::Info("actor {}: weights v{} installed ({} {:.1f} MB, {:.2f} s)", options_.actor_id,
-                version,
-                encoding == WeightEncoding::kDelta  ? "delta"
-                : encoding == WeightEncoding::kFile ? "file, mapped"
-                                                    : "full",
-                static_cast<double>(bytes) / 1e6, seconds);
-      held = *std::move(set);
-      progressed = true;
-      file_worked = file_worked || encoding == WeightEncoding::kFile;
-      absl::MutexLock lock(&mu_);
-      installed_version_ = std::max(installed_version_, version);
-      ++stats_.weight_versions_installed;
-    }
-    context.TryCancel();
-    const grpc::Status finish = reader->Finish();
-    UnregisterCall(&context);
-    assembler.Reset();
-    if (!Sleep(absl::ZeroDuration(), /*until_stopped=*/true)) return;
-    if (progressed) backoff.Reset();
-    const absl::Duration delay = backoff.Next();
-    LogRpcFailure("the weight subscription", rpc::FromGrpcStatus(finish), backoff.failures());
-    if (!Sleep(delay, /*until_stopped=*/true)) return;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Solutions.
-
-void Actor::SolutionLoop() {
-  Backoff backoff(options_.backoff_initial, options_.backoff_max, Hash64(options_.actor_id, 4));
-  while (true) {
-    v1::PutSolutionsRequest request;
-    {
-      absl::MutexLock lock(&mu_);
-      while (!stopped_ && solutions_.empty()) cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
-      if (stopped_) {
-        if (!solutions_.empty()) {
-          log::Warning("actor {}: {} verified solutions not delivered to the cache",
-                       options_.actor_id, solutions_.size());
-        }
-        return;
-      }
-      for (size_t i = 0; i < solutions_.size() && i < kSolutionsPerPut; ++i)
-        *request.add_solutions() = solutions_[i];
-    }
-    v1::PutSolutionsResponse response;
-    grpc::ClientContext context;
-    clients_->cache->PrepareContext(context, options_.rpc_timeout);
-    RegisterCall(&context);
-    const grpc::Status s = clients_->cache_stub->PutSolutions(&context, request, &response);
-    UnregisterCall(&context);
-    if (!s.ok()) {
-      const absl::Duration delay = backoff.Next();
-      LogRpcFailure("PutSolutions", rpc::FromGrpcStatus(s), backoff.failures());
-      if (!Sleep(delay, /*until_stopped=*/true)) return;
-      continue;
-    }
-    backoff.Reset();
-    absl::MutexLock lock(&mu_);
-    // The sent ones are still at the front (only OnTreeDone appends; drops take the oldest,
-    // which may have shifted them, so match by trajectory id).
-    for (const v1::Solution& sent : request.solutions()) {
-      auto it = std::find_if(solutions_.begin(), solutions_.end(), [&](const v1::Solution& q) {
-        return q.trajectory_id() == sent.trajectory_id();
-      });
-      if (it != solutions_.end()) solutions_.erase(it);
-    }
-    stats_.solutions_put += request.solutions_size();
-    for (const v1::PutResult& r : response.results()) {
-      if (r.status() == v1::PutResult::STATUS_REJECTED) {
-        log::Warning("actor {}: the cache refused a solution of problem {}: {}", options_.actor_id,
-                     r.problem_id(), r.reason());
-      }
-    }
-    cv_.SignalAll();
   }
 }
 

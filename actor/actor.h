@@ -58,6 +58,8 @@
 #include "search/tree_runner.h"
 
 #include "actor/actor_options.h"
+#include "actor/trajectory_outbox.h"
+#include "common/core/backoff.h"
 #include "common/core/config.h"
 #include "common/core/runtime_config.h"
 #include "common/tokenizer/tokenizer.h"
@@ -122,11 +124,34 @@ class Actor {
  private:
   struct Clients;
   struct LeaseState;
-  struct Outgoing;
+  using Outgoing = TrajectoryOutbox::Item;
+  // The retries of one loop's calls to a peer that may be down: each failure logged (the
+  // first and every tenth in a row) and followed by the next jittered backoff delay.
+  class Retry {
+   public:
+    Retry(Actor& actor, std::string what, uint64_t loop);
+    // After a failed call: logs it and waits; false when the loop must exit.
+    bool After(const absl::Status& failure, bool until_stopped);
+    // After progress: the next failure waits the shortest delay again.
+    void Reset() { backoff_.Reset(); }
+
+   private:
+    Actor& actor_;
+    const std::string what_;
+    Backoff backoff_;
+  };
+  // How one trajectory stream ended.
+  struct StreamOutcome {
+    absl::Status status;     // the stream's final status
+    bool acked_any = false;  // the learner acked at least one batch on it
+    bool stopped = false;    // the actor is stopping
+  };
 
   void LeaseLoop();
   void RenewLoop();
   void StreamLoop();
+  // One stream: resends what the last one left unacked, then batches until it breaks.
+  StreamOutcome RunStream();
   void WeightLoop();
   void SolutionLoop();
   void StatusLoop();
@@ -158,9 +183,7 @@ class Actor {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // no new leases
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;   // every loop must exit
   std::map<std::string, std::unique_ptr<LeaseState>> leases_ ABSL_GUARDED_BY(mu_);
-  std::deque<Outgoing> outgoing_ ABSL_GUARDED_BY(mu_);
-  // Batches sent on the current stream and not yet acked, by sequence number.
-  std::map<int64_t, v1::TrajectoryBatch> unacked_ ABSL_GUARDED_BY(mu_);
+  TrajectoryOutbox outbox_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::Solution> solutions_ ABSL_GUARDED_BY(mu_);
   std::vector<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
   ActorStats stats_ ABSL_GUARDED_BY(mu_);

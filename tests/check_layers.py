@@ -40,6 +40,7 @@ SERVICES_EXTRA = {"deepsearch_data_parallel": "learner"}
 HEADER_OWNERS = {
     "trainer/gradient_reducer.h": "deepsearch_trainer_core",
     "learner/learner_impl.h": "deepsearch_learner",
+    "actor/actor_internal.h": "deepsearch_actor_service",
     "common/model/torch_pch.h": "deepsearch_model",
     "common/weights/byte_planes.h": "deepsearch_weights",
     "cli/commands.h": "deepsearch_cli_lib",

@@ -77,6 +77,20 @@ SearchParams SearchParamsFromProto(const v1::SearchParams& proto) {
   return s;
 }
 
+absl::StatusOr<LeaseMode> LeaseModeFromProto(v1::LeaseMode mode) {
+  switch (mode) {
+    case v1::LEASE_MODE_SEARCH:
+      return LeaseMode::kSearch;
+    case v1::LEASE_MODE_ROLLOUT:
+      return LeaseMode::kRollout;
+    case v1::LEASE_MODE_SOLVE:
+      return LeaseMode::kSolve;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown lease mode ", static_cast<int>(mode)));
+  }
+}
+
 v1::SearchParams SearchParamsToProto(const SearchParams& s) {
   v1::SearchParams p;
   p.set_max_depth(s.max_depth);

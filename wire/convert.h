@@ -10,7 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "deepsearch/v1/common.pb.h"
+#include "deepsearch/v1/learner_service.pb.h"
 
+#include "search/lease_plan.h"
 #include "search/mcts_tree.h"
 #include "search/search_params.h"
 #include "common/sampling/sampler.h"
@@ -22,6 +24,8 @@ Problem ProblemFromProto(const v1::Problem& proto);
 v1::Problem ProblemToProto(const Problem& problem);
 
 SearchParams SearchParamsFromProto(const v1::SearchParams& proto);
+// A lease's mode; InvalidArgument naming the number for an unknown or unspecified one.
+absl::StatusOr<LeaseMode> LeaseModeFromProto(v1::LeaseMode mode);
 v1::SearchParams SearchParamsToProto(const SearchParams& params);
 
 // The sampling settings of a lease; max_new_tokens is left to the search mode.
