@@ -174,7 +174,7 @@ int RunLearner(const LearnerArgs& args) {
       });
   if (!metrics.ok()) return fail(metrics.status());
   log::Info("learner: serving on {} (state {}, {} mode, weight version {})",
-            (*server)->dial_address(), options.state_dir, options.mode,
+            (*server)->dial_address(), options.state_dir, LearnerModeName(options.mode),
             (*learner)->weight_version());
   (*learner)->Start();
   int signal = 0;

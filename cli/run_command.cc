@@ -616,9 +616,9 @@ absl::StatusOr<std::optional<Interrupted>> Run::Train() {
   train_job_id_ = job.job_id();
   std::cerr << "[run] training job " << train_job_id_ << ": " << train.problems.size()
             << " problems, "
-            << (config_.learner.program.algorithm == "grpo" ? "GRPO" : "DeepSearch") << ", up to "
-            << config_.learner.program.max_steps << " steps; held-out evaluation every "
-            << run_.eval_every << " steps\n";
+            << (config_.learner.program.algorithm == Algorithm::kGrpo ? "GRPO" : "DeepSearch")
+            << ", up to " << config_.learner.program.max_steps
+            << " steps; held-out evaluation every " << run_.eval_every << " steps\n";
   ProgressReporter::Options options;
   options.label = "run";
   options.total = config_.learner.program.max_steps;

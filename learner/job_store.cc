@@ -68,7 +68,7 @@ Json JobToJson(const Job& job) {
   j["create_time_ns"] = absl::ToUnixNanos(job.create_time);
   j["update_time_ns"] = absl::ToUnixNanos(job.update_time);
   Json o;
-  o["algorithm"] = job.options.algorithm;
+  o["algorithm"] = job.options.algorithm ? std::string(AlgorithmName(*job.options.algorithm)) : "";
   // Search parameters and sampling are stored as the config text of their sections, so
   // every field round-trips through the same binder that reads config files.
   if (job.options.search) o["search"] = DocumentConfig(*job.options.search);
@@ -112,7 +112,11 @@ absl::StatusOr<Job> JobFromJson(const Json& j) {
     job.create_time = absl::FromUnixNanos(j.at("create_time_ns").get<int64_t>());
     job.update_time = absl::FromUnixNanos(j.at("update_time_ns").get<int64_t>());
     const Json& o = j.at("options");
-    job.options.algorithm = o.at("algorithm").get<std::string>();
+    if (const std::string name = o.at("algorithm").get<std::string>(); !name.empty()) {
+      job.options.algorithm = ParseAlgorithm(name);
+      if (!job.options.algorithm.has_value())
+        return absl::DataLossError(absl::StrCat("unknown algorithm '", name, "'"));
+    }
     if (o.contains("search")) {
       DS_ASSIGN_OR_RETURN(
           job.options.search,

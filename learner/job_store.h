@@ -30,6 +30,7 @@
 
 #include "common/tasks/answer_selection.h"
 #include "common/tasks/problem.h"
+#include "learner/train_program.h"
 
 namespace deepsearch {
 
@@ -39,7 +40,7 @@ std::string_view JobStateName(JobState state);
 bool IsTerminal(JobState state);
 
 struct JobOptions {
-  std::string algorithm;  // train: "deepsearch" or "grpo"; empty: the learner's default
+  std::optional<Algorithm> algorithm;  // train; unset: the learner's default
   std::optional<SamplingConfig> sampling;
   std::optional<SearchParams> search;
   int32_t samples_per_problem = 0;  // solve: leaves per problem (0: the default)

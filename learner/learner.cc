@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
                       ReadFileToString((fs::path(model_dir) / "tokenizer.json").string()));
   impl->generation = loaded.generation;
   TrainerConfig train_config = options.train;
-  train_config.decoupled = options.mode == "async";
+  train_config.decoupled = options.mode == LearnerMode::kAsync;
   train_config.reducer = reducer;
   if (train_config.vocab_limit == 0) {
     // Log-probs over the ids the actors sample from: the tokenizer's (a model's embedding
@@ -219,11 +219,6 @@ std::vector<IngestResult> Learner::Ingest(IngestRequest request) {
 
 absl::StatusOr<Job> Learner::Submit(JobKind kind, std::string name, std::vector<Problem> problems,
                                     JobOptions options, std::string client_request_id) {
-  if (kind == JobKind::kTrain && !options.algorithm.empty() && options.algorithm != "deepsearch" &&
-      options.algorithm != "grpo") {
-    return absl::InvalidArgumentError(absl::StrCat("options.algorithm: unknown algorithm '",
-                                                   options.algorithm, "' (deepsearch or grpo)"));
-  }
   if (options.samples_per_problem < 0 || options.max_steps < 0) {
     return absl::InvalidArgumentError(
         "options.samples_per_problem and options.max_steps must not be negative");

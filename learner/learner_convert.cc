@@ -151,7 +151,13 @@ v1::Lease LeaseToProto(const IssuedLease& lease) {
 
 absl::StatusOr<JobOptions> JobOptionsFromProto(const v1::JobOptions& proto) {
   JobOptions o;
-  o.algorithm = proto.algorithm();
+  if (!proto.algorithm().empty()) {
+    o.algorithm = ParseAlgorithm(proto.algorithm());
+    if (!o.algorithm.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat("options.algorithm: unknown algorithm '",
+                                                     proto.algorithm(), "' (deepsearch or grpo)"));
+    }
+  }
   if (proto.has_sampling()) {
     const v1::SamplingParams& s = proto.sampling();
     SamplingConfig c;
@@ -255,7 +261,7 @@ v1::Job JobToProto(const Job& job, bool include_results) {
   g->set_phase(job.progress.phase);
   p.set_error(job.error);
   v1::JobOptions* o = p.mutable_options();
-  o->set_algorithm(job.options.algorithm);
+  if (job.options.algorithm) o->set_algorithm(std::string(AlgorithmName(*job.options.algorithm)));
   if (job.options.sampling.has_value()) {
     o->mutable_sampling()->set_temperature(job.options.sampling->temperature);
     o->mutable_sampling()->set_top_p(job.options.sampling->top_p);

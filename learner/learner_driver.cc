@@ -16,7 +16,8 @@ namespace deepsearch {
 int64_t Learner::Impl::MinWeightVersion() const {
   if (sink == nullptr) return 0;  // actors keep the weights they have
   const int64_t version = Version();
-  if (options.mode == "async") return std::max<int64_t>(0, version + 1 - options.max_policy_lag);
+  if (options.mode == LearnerMode::kAsync)
+    return std::max<int64_t>(0, version + 1 - options.max_policy_lag);
   return version;
 }
 
@@ -123,7 +124,7 @@ absl::Status Learner::Impl::StartTrainRunLocked(const Job& job) {
     }
   } else {
     TrainProgramConfig config = options.program;
-    if (!job.options.algorithm.empty()) config.algorithm = job.options.algorithm;
+    if (job.options.algorithm) config.algorithm = *job.options.algorithm;
     if (job.options.max_steps > 0) config.max_steps = job.options.max_steps;
     absl::StatusOr<TrainProgram> program = TrainProgram::Create(job.id, ids, config);
     if (!program.ok()) {
@@ -149,7 +150,7 @@ absl::Status Learner::Impl::StartTrainRunLocked(const Job& job) {
     IssueCollectionLocked(std::move(c));
   }
   log::Info("learner: training job {} ({} problems, {})", job.id, train->problems.size(),
-            train->program->config().algorithm);
+            AlgorithmName(train->program->config().algorithm));
   return absl::OkStatus();
 }
 
@@ -300,7 +301,7 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
   if (!train.has_value()) return absl::OkStatus();
   TrainRun& run = *train;
   TrainProgram& program = *run.program;
-  const bool async = options.mode == "async";
+  const bool async = options.mode == LearnerMode::kAsync;
 
   // A collection that is complete moves to `ready`.
   if (run.collecting.has_value() && run.collecting->outstanding.empty() && !run.ready) {

@@ -2,6 +2,10 @@
 
 namespace deepsearch {
 
+std::string_view LearnerModeName(LearnerMode mode) {
+  return mode == LearnerMode::kAsync ? "async" : "sync";
+}
+
 void LearnerOptions::Bind(ConfigBinder& b) {
   b.Field("state_dir", state_dir, "Directory of the learner's durable state: jobs, checkpoints")
       .NonEmpty();
@@ -13,8 +17,8 @@ void LearnerOptions::Bind(ConfigBinder& b) {
           "The cache service's weight import directory (cache.weight_import_dir) when this "
           "host shares its file system: each version is written there and published by "
           "reference instead of streamed (empty: streamed)");
-  b.Field("mode", mode, "sync (the paper: every step on the newest weights) or async");
-  b.Require(mode == "sync" || mode == "async", "mode", "must be sync or async");
+  b.Enum("mode", mode, {{"sync", LearnerMode::kSync}, {"async", LearnerMode::kAsync}},
+         "sync (the paper: every step on the newest weights) or async");
   b.Field("max_policy_lag", max_policy_lag,
           "async: trees generated more than this many versions ago are dropped")
       .Range(1, 1000);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 #include "search/search_params.h"
@@ -16,6 +17,11 @@
 namespace deepsearch {
 
 // The `learner` section of the config file.
+// sync (the paper): every step's leases want the newest weights, the next step waits for the
+// update. async: the next step is leased while the learner trains (learner.h, "Modes").
+enum class LearnerMode { kSync, kAsync };
+std::string_view LearnerModeName(LearnerMode mode);
+
 struct LearnerOptions {
   std::string state_dir = "deepsearch-state";
   std::string model;  // the model directory training starts from (no checkpoint yet)
@@ -25,7 +31,7 @@ struct LearnerOptions {
   // when the learner shares its file system: versions are then written there and published by
   // reference, not streamed. Empty: streamed.
   std::string cache_import_dir;
-  std::string mode = "sync";  // or "async"
+  LearnerMode mode = LearnerMode::kSync;
   int32_t max_policy_lag = 1;
   absl::Duration lease_duration = absl::Seconds(120);
   int32_t max_attempts = 3;

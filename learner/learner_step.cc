@@ -29,7 +29,7 @@ absl::Status Learner::Impl::TrainReadyLocked() {
     for (const TrajectoryRecord& r : tree.trajectories) {
       if (!r.from_cache) oldest = std::min(oldest, r.sequence.weight_version);
     }
-    if (options.mode == "async" && version - oldest > options.max_policy_lag) {
+    if (options.mode == LearnerMode::kAsync && version - oldest > options.max_policy_lag) {
       ++stale;
       continue;
     }

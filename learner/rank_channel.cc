@@ -147,7 +147,7 @@ absl::Status RunTrainingWorker(const LearnerOptions& options, GradientReducer& r
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Qwen2Model> model,
                       Qwen2Model::Create(model_config, ModelOptions{}));
   TrainerConfig train_config = options.train;
-  train_config.decoupled = options.mode == "async";
+  train_config.decoupled = options.mode == LearnerMode::kAsync;
   train_config.reducer = &reducer;
   // Rank 0 chose it from its tokenizer when the config leaves it to the model (0).
   if (train_config.vocab_limit == 0)

@@ -12,11 +12,20 @@ namespace deepsearch {
 
 using Json = nlohmann::json;
 
+std::string_view AlgorithmName(Algorithm algorithm) {
+  return algorithm == Algorithm::kGrpo ? "grpo" : "deepsearch";
+}
+
+std::optional<Algorithm> ParseAlgorithm(std::string_view name) {
+  if (name == "deepsearch") return Algorithm::kDeepSearch;
+  if (name == "grpo") return Algorithm::kGrpo;
+  return std::nullopt;
+}
+
 void TrainProgramConfig::Bind(ConfigBinder& b) {
-  b.Field("algorithm", algorithm,
-          "deepsearch (tree search) or grpo (direct rollouts, outcome reward)");
-  b.Require(algorithm == "deepsearch" || algorithm == "grpo", "algorithm",
-            "must be deepsearch or grpo");
+  b.Enum("algorithm", algorithm,
+         {{"deepsearch", Algorithm::kDeepSearch}, {"grpo", Algorithm::kGrpo}},
+         "deepsearch (tree search) or grpo (direct rollouts, outcome reward)");
   b.Field("batch_problems", batch_problems, "Problems per training step (the paper: 256)")
       .Range(1, 1 << 20);
   b.Field("trajectories", trajectories, "Trajectories per problem (leaves per tree; the paper: 8)")
@@ -46,10 +55,6 @@ absl::StatusOr<TrainProgram> TrainProgram::Create(std::string job_id,
                                                   TrainProgramConfig config) {
   if (problem_ids.empty())
     return absl::InvalidArgumentError(absl::StrCat("job ", job_id, ": no problems"));
-  if (config.algorithm != "deepsearch" && config.algorithm != "grpo") {
-    return absl::InvalidArgumentError(absl::StrCat("job ", job_id, ": unknown algorithm '",
-                                                   config.algorithm, "' (deepsearch or grpo)"));
-  }
   if (config.batch_problems < 1 || config.trajectories < 1 || config.screen_samples < 1 ||
       config.steps_per_round < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -65,7 +70,7 @@ absl::StatusOr<TrainProgram> TrainProgram::Create(std::string job_id,
 }
 
 LeaseKind TrainProgram::training_kind() const {
-  return config_.algorithm == "grpo" ? LeaseKind::kRollout : LeaseKind::kSearch;
+  return config_.algorithm == Algorithm::kGrpo ? LeaseKind::kRollout : LeaseKind::kSearch;
 }
 
 void TrainProgram::StartRound() {
@@ -249,7 +254,7 @@ std::string TrainProgram::ToJson() const {
   }
   j["rounds"] = rounds;
   Json c;
-  c["algorithm"] = config_.algorithm;
+  c["algorithm"] = std::string(AlgorithmName(config_.algorithm));
   c["batch_problems"] = config_.batch_problems;
   c["trajectories"] = config_.trajectories;
   c["screen_samples"] = config_.screen_samples;
@@ -276,7 +281,11 @@ absl::StatusOr<TrainProgram> TrainProgram::FromJson(std::string_view json, std::
     TrainProgram p;
     p.job_id_ = std::move(job_id);
     const Json& c = j.at("config");
-    p.config_.algorithm = c.at("algorithm").get<std::string>();
+    const std::optional<Algorithm> algorithm = ParseAlgorithm(c.at("algorithm").get<std::string>());
+    if (!algorithm.has_value())
+      return absl::DataLossError(
+          absl::StrCat("job ", job_id, ": unknown algorithm in the program state"));
+    p.config_.algorithm = *algorithm;
     p.config_.batch_problems = c.at("batch_problems").get<int32_t>();
     p.config_.trajectories = c.at("trajectories").get<int32_t>();
     p.config_.screen_samples = c.at("screen_samples").get<int32_t>();

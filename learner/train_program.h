@@ -28,8 +28,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,8 +49,16 @@ enum class ReplayAdmission {
   kPass1,          // found by search during the round, and still hard at the next screening
 };
 
+// The training algorithm of a TRAIN job: DeepSearch's tree search (SEARCH leases, Tree-GRPO
+// on node q-values) or plain GRPO (ROLLOUT leases, outcome rewards).
+enum class Algorithm { kDeepSearch, kGrpo };
+// "deepsearch" or "grpo": how the configuration, the wire and job.json spell it.
+std::string_view AlgorithmName(Algorithm algorithm);
+// The algorithm `name` spells; nullopt for any other text.
+std::optional<Algorithm> ParseAlgorithm(std::string_view name);
+
 struct TrainProgramConfig {
-  std::string algorithm = "deepsearch";  // or "grpo"
+  Algorithm algorithm = Algorithm::kDeepSearch;
   int32_t batch_problems = 256;
   int32_t trajectories = 8;
   int32_t screen_samples = 4;

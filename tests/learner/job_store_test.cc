@@ -43,7 +43,7 @@ TEST_F(JobStoreTest, JobsAndProgressSurviveAReopen) {
   {
     std::unique_ptr<JobStore> store = *JobStore::Open(dir_);
     JobOptions options;
-    options.algorithm = "grpo";
+    options.algorithm = Algorithm::kGrpo;
     SearchParams search;
     search.max_depth = 9;
     search.backtrace = Backtrace::kUct;
@@ -75,7 +75,7 @@ TEST_F(JobStoreTest, JobsAndProgressSurviveAReopen) {
   const Job job = *store->Get(id);
   EXPECT_EQ(job.state, JobState::kRunning);
   EXPECT_EQ(job.name, "eval");
-  EXPECT_EQ(job.options.algorithm, "grpo");
+  EXPECT_EQ(job.options.algorithm, Algorithm::kGrpo);
   ASSERT_TRUE(job.options.search.has_value());
   EXPECT_EQ(job.options.search->max_depth, 9);
   EXPECT_EQ(job.options.search->backtrace, Backtrace::kUct);

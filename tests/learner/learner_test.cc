@@ -150,7 +150,7 @@ TEST(LearnerTest, GrpoJobsTrainOnDirectRollouts) {
   ASSERT_TRUE(learner.ok()) << learner.status();
   Learner& l = **learner;
   JobOptions options;
-  options.algorithm = "grpo";
+  options.algorithm = Algorithm::kGrpo;
   absl::StatusOr<Job> job = l.Submit(JobKind::kTrain, "grpo", NumberedProblems(4), options, "g-1");
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(l.Poll().ok());
@@ -326,7 +326,7 @@ TEST(LearnerTest, AsyncModeLeasesTheNextStepBeforeTrainingAndDropsStaleTrees) {
   ScratchDir dir("learner_async");
   RecordingSink sink;
   LearnerOptions options = SmallOptions(dir, "state");
-  options.mode = "async";
+  options.mode = LearnerMode::kAsync;
   options.max_policy_lag = 1;
   options.program.screen = false;
   options.program.steps_per_round = 3;

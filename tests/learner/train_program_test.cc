@@ -168,7 +168,7 @@ TEST(TrainProgramTest, StoppingRules) {
 
 TEST(TrainProgramTest, GrpoWithoutScreeningTrainsOnEverything) {
   TrainProgramConfig c = Small();
-  c.algorithm = "grpo";
+  c.algorithm = Algorithm::kGrpo;
   c.screen = false;
   c.batch_problems = 10;  // more than the set: each problem once per step
   TrainProgram p = *TrainProgram::Create("job", Ids(3), c);
@@ -176,9 +176,9 @@ TEST(TrainProgramTest, GrpoWithoutScreeningTrainsOnEverything) {
   EXPECT_EQ(p.training_kind(), LeaseKind::kRollout);
   EXPECT_EQ(p.NextStep().size(), 3u);
   EXPECT_FALSE(TrainProgram::Create("job", {}, Small()).ok());
-  c.algorithm = "ppo";
-  EXPECT_THAT(std::string(TrainProgram::Create("job", Ids(1), c).status().message()),
-              ::testing::HasSubstr("unknown algorithm 'ppo'"));
+  EXPECT_EQ(ParseAlgorithm("grpo"), Algorithm::kGrpo);
+  EXPECT_EQ(AlgorithmName(Algorithm::kDeepSearch), "deepsearch");
+  EXPECT_FALSE(ParseAlgorithm("ppo").has_value());
 }
 
 TEST(TrainProgramTest, TokenBudgetEndsTheJobAfterTheStepThatReachesIt) {
