@@ -1,6 +1,6 @@
 // Pieces shared by the safetensors reader, writer and checkpoint-directory code: UTF-8 and
 // strict JSON checks that match the reference parser (serde_json as huggingface/safetensors
-// uses it), and atomic file replacement. Internal to the deepsearch_safetensors target.
+// uses it), and atomic file replacement. Internal to the safetensors files of deepsearch_weights.
 #pragma once
 
 #include <cstddef>
