@@ -90,7 +90,7 @@ absl::Status Learner::Impl::TrainReadyLocked() {
       s.step, run.job_id, new_version, c.trees.size() - static_cast<size_t>(stale), s.sequences,
       s.tokens, longest.first, longest.second, s.loss, s.grad_norm, s.lr, run.last_accuracy,
       groups.all_wrong_groups, groups.groups, groups.all_wrong_mean_advantage, s.seconds);
-  unpublished_version = new_version;  // published by AdvanceTrainLocked once the step is done
+  unpublished_version = new_version;  // published by PollOnce before the next step is leased
   return absl::OkStatus();
 }
 
