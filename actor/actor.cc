@@ -254,51 +254,52 @@ void Actor::LeaseLoop() {
       if (!Sleep(wait, false)) return;
       continue;
     }
-    // Cached solutions for the leases that ask for them, in one call.
-    std::map<std::string, std::vector<CachedSolution>> cached;
-    if (clients_->cache_stub != nullptr) {
-      v1::LookupSolutionsRequest lookup;
-      for (const v1::Lease& lease : response.leases()) {
-        if (lease.use_solution_cache() &&
-            (lease.mode() == v1::LEASE_MODE_SEARCH || lease.mode() == v1::LEASE_MODE_ROLLOUT)) {
-          lookup.add_problem_ids(lease.problem().id());
-        }
-      }
-      if (lookup.problem_ids_size() > 0) {
-        v1::LookupSolutionsResponse found;
-        grpc::ClientContext lookup_context;
-        clients_->cache->PrepareContext(lookup_context, options_.rpc_timeout);
-        RegisterCall(&lookup_context);
-        const grpc::Status ls =
-            clients_->cache_stub->LookupSolutions(&lookup_context, lookup, &found);
-        UnregisterCall(&lookup_context);
-        if (ls.ok()) {
-          for (const v1::ProblemSolutions& p : found.problems()) {
-            for (const v1::StoredSolution& sol : p.solutions()) {
-              CachedSolution c;
-              c.weight_version = sol.weight_version();
-              if (sol.response_tokens_size() > 0) {
-                c.tokens.assign(sol.response_tokens().begin(), sol.response_tokens().end());
-              } else {
-                absl::StatusOr<std::vector<TokenId>> ids =
-                    deps_.tokenizer->Encode(sol.response_text());
-                if (!ids.ok() || ids->empty()) continue;
-                c.tokens = *std::move(ids);
-              }
-              cached[p.problem_id()].push_back(std::move(c));
-            }
-          }
-        } else {
-          // Searching a cached problem costs time but loses nothing: go on without the cache.
-          LogRpcFailure("LookupSolutions", rpc::FromGrpcStatus(ls), 1);
-        }
-      }
-    }
+    std::map<std::string, std::vector<CachedSolution>> cached = LookupCached(response);
     for (const v1::Lease& lease : response.leases()) {
       auto it = cached.find(lease.problem().id());
       StartLease(lease, it == cached.end() ? std::vector<CachedSolution>{} : std::move(it->second));
     }
   }
+}
+
+std::map<std::string, std::vector<CachedSolution>> Actor::LookupCached(
+    const v1::LeaseWorkResponse& response) {
+  std::map<std::string, std::vector<CachedSolution>> cached;
+  if (clients_->cache_stub == nullptr) return cached;
+  v1::LookupSolutionsRequest lookup;
+  for (const v1::Lease& lease : response.leases()) {
+    if (lease.use_solution_cache() &&
+        (lease.mode() == v1::LEASE_MODE_SEARCH || lease.mode() == v1::LEASE_MODE_ROLLOUT)) {
+      lookup.add_problem_ids(lease.problem().id());
+    }
+  }
+  if (lookup.problem_ids_size() == 0) return cached;
+  v1::LookupSolutionsResponse found;
+  grpc::ClientContext context;
+  clients_->cache->PrepareContext(context, options_.rpc_timeout);
+  RegisterCall(&context);
+  const grpc::Status s = clients_->cache_stub->LookupSolutions(&context, lookup, &found);
+  UnregisterCall(&context);
+  if (!s.ok()) {
+    // Searching a cached problem costs time but loses nothing: go on without the cache.
+    LogRpcFailure("LookupSolutions", rpc::FromGrpcStatus(s), 1);
+    return cached;
+  }
+  for (const v1::ProblemSolutions& p : found.problems()) {
+    for (const v1::StoredSolution& sol : p.solutions()) {
+      CachedSolution c;
+      c.weight_version = sol.weight_version();
+      if (sol.response_tokens_size() > 0) {
+        c.tokens.assign(sol.response_tokens().begin(), sol.response_tokens().end());
+      } else {
+        absl::StatusOr<std::vector<TokenId>> ids = deps_.tokenizer->Encode(sol.response_text());
+        if (!ids.ok() || ids->empty()) continue;
+        c.tokens = *std::move(ids);
+      }
+      cached[p.problem_id()].push_back(std::move(c));
+    }
+  }
+  return cached;
 }
 
 void Actor::StartLease(const v1::Lease& lease, std::vector<CachedSolution> cached) {

@@ -157,6 +157,10 @@ class Actor {
   void StatusLoop();
 
   // Leases -> trees.
+  // The cached solutions of the leases that may use them (SEARCH and ROLLOUT), by problem id,
+  // in one LookupSolutions call; none when the cache service is absent or fails.
+  std::map<std::string, std::vector<CachedSolution>> LookupCached(
+      const v1::LeaseWorkResponse& response);
   void StartLease(const v1::Lease& lease, std::vector<CachedSolution> cached);
   void OnTreeDone(const std::string& lease_id, TreeResult result);
   void FailLease(const std::string& lease_id, const std::string& reason);

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include <grpcpp/grpcpp.h>
 
@@ -28,20 +31,81 @@ namespace deepsearch {
 // ---------------------------------------------------------------------------------------------
 // Weights.
 
+namespace {
+
+// What the follower holds across subscriptions.
+struct Followed {
+  std::optional<WeightSet> held;  // the base for deltas
+  bool by_file = false;           // ask for file references
+  bool file_worked = false;       // a version taken by file reference installed here
+};
+
+enum class Taken { kInstalled, kSkipped, kResubscribe };
+
+// One assembled version: decoded (against the held one), installed, and held.
+Taken TakeVersion(EncodedWeights encoded, const std::string& actor_id,
+                  const std::function<absl::Status(const WeightSet&)>& install, Followed& f) {
+  const int64_t version = encoded.version;
+  const WeightEncoding encoding = encoded.encoding;
+  // Received bytes; for a file reference, the mapped set's.
+  const uint64_t bytes =
+      encoding == WeightEncoding::kFile ? encoded.total_bytes : encoded.data.size();
+  const auto begin = std::chrono::steady_clock::now();
+  absl::StatusOr<WeightSet> set = DecodeWeights(std::move(encoded), f.held ? &*f.held : nullptr);
+  if (!set.ok() && encoding == WeightEncoding::kFile) {
+    // Never worked: the cache's files are not visible here, so streams from now on. Once it
+    // has, a failure is a version pruned or reused meanwhile: subscribe again.
+    if (!f.file_worked) {
+      log::Warning(
+          "actor {}: cannot use the cache service's weight file ({}); taking streamed copies "
+          "from now on",
+          actor_id, set.status().ToString());
+      f.by_file = false;
+    } else {
+      log::Warning("actor {}: weight version {} by file: {}; asking again", actor_id, version,
+                   set.status().ToString());
+    }
+    return Taken::kResubscribe;
+  }
+  if (!set.ok()) {
+    log::Error("actor {}: weight version {} does not decode: {}", actor_id, version,
+               set.status().ToString());
+    if (absl::IsFailedPrecondition(set.status())) f.held.reset();  // ask for a full copy
+    return Taken::kResubscribe;
+  }
+  if (f.held && version <= f.held->version) return Taken::kSkipped;
+  if (absl::Status s = install(*set); !s.ok()) {
+    log::Error("actor {}: installing weight version {} failed: {}", actor_id, version,
+               s.ToString());
+    return Taken::kSkipped;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  log::Info("actor {}: weights v{} installed ({} {:.1f} MB, {:.2f} s)", actor_id, version,
+            encoding == WeightEncoding::kDelta  ? "delta"
+            : encoding == WeightEncoding::kFile ? "file, mapped"
+                                                : "full",
+            static_cast<double>(bytes) / 1e6, seconds);
+  f.held = *std::move(set);
+  f.file_worked = f.file_worked || encoding == WeightEncoding::kFile;
+  return Taken::kInstalled;
+}
+
+}  // namespace
+
 void Actor::WeightLoop() {
   Retry retry(*this, "the weight subscription", 3);
   rpc::WeightChunkAssembler assembler(static_cast<uint64_t>(options_.max_weight_bytes));
-  std::optional<WeightSet> held;  // the base for deltas
-  bool by_file = options_.weights_by_file;
-  bool file_worked = false;  // a version taken by file reference installed here
+  Followed followed;
+  followed.by_file = options_.weights_by_file;
   while (true) {
     v1::SubscribeWeightsRequest request;
     request.set_subscriber_id(options_.actor_id);
-    request.set_have_version(held ? held->version : 0);
+    request.set_have_version(followed.held ? followed.held->version : 0);
     // Deltas apply to whatever this actor holds when they arrive: the cache sends the first
     // version in full (nothing held) and the later ones of the same stream as deltas.
     request.set_accept_delta(true);
-    request.set_accept_file(by_file);
+    request.set_accept_file(followed.by_file);
     grpc::ClientContext context;
     clients_->cache->PrepareContext(context, absl::InfiniteDuration());
     RegisterCall(&context);
@@ -56,54 +120,13 @@ void Actor::WeightLoop() {
         break;
       }
       if (!assembler.complete()) continue;
-      EncodedWeights encoded = assembler.Take();
-      const int64_t version = encoded.version;
-      const WeightEncoding encoding = encoded.encoding;
-      // Received bytes; for a file reference, the mapped set's.
-      const uint64_t bytes =
-          encoded.encoding == WeightEncoding::kFile ? encoded.total_bytes : encoded.data.size();
-      const auto begin = std::chrono::steady_clock::now();
-      absl::StatusOr<WeightSet> set = DecodeWeights(std::move(encoded), held ? &*held : nullptr);
-      if (!set.ok() && encoding == WeightEncoding::kFile) {
-        // Never worked: the cache's files are not visible here, so streams from now on. Once
-        // it has, a failure is a version pruned or reused meanwhile: subscribe again.
-        if (!file_worked) {
-          log::Warning(
-              "actor {}: cannot use the cache service's weight file ({}); taking "
-              "streamed copies from now on",
-              options_.actor_id, set.status().ToString());
-          by_file = false;
-        } else {
-          log::Warning("actor {}: weight version {} by file: {}; asking again", options_.actor_id,
-                       version, set.status().ToString());
-        }
-        break;
-      }
-      if (!set.ok()) {
-        log::Error("actor {}: weight version {} does not decode: {}", options_.actor_id, version,
-                   set.status().ToString());
-        if (absl::IsFailedPrecondition(set.status())) held.reset();  // ask for a full copy
-        break;
-      }
-      if (held && version <= held->version) continue;
-      if (absl::Status s = deps_.install_weights(*set); !s.ok()) {
-        log::Error("actor {}: installing weight version {} failed: {}", options_.actor_id, version,
-                   s.ToString());
-        continue;
-      }
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-      log::Info("actor {}: weights v{} installed ({} {:.1f} MB, {:.2f} s)", options_.actor_id,
-                version,
-                encoding == WeightEncoding::kDelta  ? "delta"
-                : encoding == WeightEncoding::kFile ? "file, mapped"
-                                                    : "full",
-                static_cast<double>(bytes) / 1e6, seconds);
-      held = *std::move(set);
+      const Taken taken =
+          TakeVersion(assembler.Take(), options_.actor_id, deps_.install_weights, followed);
+      if (taken == Taken::kResubscribe) break;
+      if (taken == Taken::kSkipped) continue;
       progressed = true;
-      file_worked = file_worked || encoding == WeightEncoding::kFile;
       absl::MutexLock lock(&mu_);
-      installed_version_ = std::max(installed_version_, version);
+      installed_version_ = std::max(installed_version_, followed.held->version);
       ++stats_.weight_versions_installed;
     }
     context.TryCancel();

@@ -262,6 +262,63 @@ SolutionStore::Verified SolutionStore::Verify(const SolutionToPut& s) {
   return v;
 }
 
+absl::Status SolutionStore::WriteLocked(const SolutionToPut& s, Verified& v, PutCounts& counts) {
+  int rc = SQLITE_OK;
+  {
+    StatementScope scope(find_problem_);
+    BindText(find_problem_, 1, s.problem.id);
+    rc = sqlite3_step(find_problem_);
+    if (rc == SQLITE_ROW) {
+      if (static_cast<uint64_t>(sqlite3_column_int64(find_problem_, 0)) != v.fingerprint) {
+        v.outcome.status = PutStatus::kRejected;
+        v.outcome.reason = absl::StrCat("problem id '", s.problem.id,
+                                        "' is stored with another task, prompt or answer");
+        return absl::OkStatus();
+      }
+    } else if (rc == SQLITE_DONE) {
+      StatementScope insert(insert_problem_);
+      BindText(insert_problem_, 1, s.problem.id);
+      sqlite3_bind_int64(insert_problem_, 2, static_cast<int64_t>(v.fingerprint));
+      BindText(insert_problem_, 3, v.task);
+      rc = sqlite3_step(insert_problem_);
+      if (rc != SQLITE_DONE) return SqlError(db_, rc, "storing a problem", path_);
+      ++counts.problems;
+    } else {
+      return SqlError(db_, rc, "finding a problem", path_);
+    }
+  }
+  {
+    StatementScope scope(insert_solution_);
+    BindText(insert_solution_, 1, s.problem.id);
+    BindText(insert_solution_, 2, v.answer);
+    sqlite3_bind_int64(insert_solution_, 3, static_cast<int64_t>(v.response_hash));
+    const std::string_view tokens = TokenBytes(s.response_tokens);
+    if (tokens.empty()) {
+      sqlite3_bind_zeroblob(insert_solution_, 4, 0);  // a null pointer would bind NULL
+    } else {
+      sqlite3_bind_blob64(insert_solution_, 4, tokens.data(), tokens.size(), SQLITE_TRANSIENT);
+    }
+    BindText(insert_solution_, 5, s.response_text);
+    sqlite3_bind_int64(insert_solution_, 6, s.weight_version);
+    BindText(insert_solution_, 7, s.trajectory_id);
+    rc = sqlite3_step(insert_solution_);
+    if (rc != SQLITE_DONE) return SqlError(db_, rc, "storing a solution", path_);
+  }
+  if (sqlite3_changes(db_) > 0) {
+    ++counts.stored;
+    return absl::OkStatus();
+  }
+  StatementScope scope(count_duplicate_);
+  BindText(count_duplicate_, 1, s.problem.id);
+  BindText(count_duplicate_, 2, v.answer);
+  sqlite3_bind_int64(count_duplicate_, 3, static_cast<int64_t>(v.response_hash));
+  rc = sqlite3_step(count_duplicate_);
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, "counting a duplicate", path_);
+  v.outcome.status = PutStatus::kDuplicate;
+  ++counts.duplicates;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<PutOutcome>> SolutionStore::Put(
     const std::vector<SolutionToPut>& solutions) {
   std::vector<Verified> verified;
@@ -269,75 +326,24 @@ absl::StatusOr<std::vector<PutOutcome>> SolutionStore::Put(
   for (const SolutionToPut& s : solutions) verified.push_back(Verify(s));
 
   absl::MutexLock lock(&mu_);
-  sqlite3* const db = db_;  // the lambdas below run under this lock
-  auto exec = [&](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); };
+  sqlite3* const db = db_;  // the lambda below runs under this lock
+  auto exec = [db](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); };
   int rc = exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqlError(db_, rc, "beginning a transaction", path_);
-  auto fail = [&](int code, std::string_view what) {
-    absl::Status error = SqlError(db, code, what, path_);
-    exec("ROLLBACK");
-    return error;
-  };
-  int64_t new_problems = 0, stored = 0, duplicates = 0;
+  PutCounts counts;
   for (size_t i = 0; i < verified.size(); ++i) {
-    Verified& v = verified[i];
-    if (v.outcome.status == PutStatus::kRejected) continue;
-    const SolutionToPut& s = solutions[i];
-    {
-      StatementScope scope(find_problem_);
-      BindText(find_problem_, 1, s.problem.id);
-      rc = sqlite3_step(find_problem_);
-      if (rc == SQLITE_ROW) {
-        if (static_cast<uint64_t>(sqlite3_column_int64(find_problem_, 0)) != v.fingerprint) {
-          v.outcome.status = PutStatus::kRejected;
-          v.outcome.reason = absl::StrCat("problem id '", s.problem.id,
-                                          "' is stored with another task, prompt or answer");
-          continue;
-        }
-      } else if (rc == SQLITE_DONE) {
-        StatementScope insert(insert_problem_);
-        BindText(insert_problem_, 1, s.problem.id);
-        sqlite3_bind_int64(insert_problem_, 2, static_cast<int64_t>(v.fingerprint));
-        BindText(insert_problem_, 3, v.task);
-        rc = sqlite3_step(insert_problem_);
-        if (rc != SQLITE_DONE) return fail(rc, "storing a problem");
-        ++new_problems;
-      } else {
-        return fail(rc, "finding a problem");
-      }
+    if (verified[i].outcome.status == PutStatus::kRejected) continue;
+    if (absl::Status s = WriteLocked(solutions[i], verified[i], counts); !s.ok()) {
+      exec("ROLLBACK");
+      return s;
     }
-    {
-      StatementScope scope(insert_solution_);
-      BindText(insert_solution_, 1, s.problem.id);
-      BindText(insert_solution_, 2, v.answer);
-      sqlite3_bind_int64(insert_solution_, 3, static_cast<int64_t>(v.response_hash));
-      const std::string_view tokens = TokenBytes(s.response_tokens);
-      if (tokens.empty()) {
-        sqlite3_bind_zeroblob(insert_solution_, 4, 0);  // a null pointer would bind NULL
-      } else {
-        sqlite3_bind_blob64(insert_solution_, 4, tokens.data(), tokens.size(), SQLITE_TRANSIENT);
-      }
-      BindText(insert_solution_, 5, s.response_text);
-      sqlite3_bind_int64(insert_solution_, 6, s.weight_version);
-      BindText(insert_solution_, 7, s.trajectory_id);
-      rc = sqlite3_step(insert_solution_);
-      if (rc != SQLITE_DONE) return fail(rc, "storing a solution");
-    }
-    if (sqlite3_changes(db_) > 0) {
-      ++stored;
-      continue;
-    }
-    StatementScope scope(count_duplicate_);
-    BindText(count_duplicate_, 1, s.problem.id);
-    BindText(count_duplicate_, 2, v.answer);
-    sqlite3_bind_int64(count_duplicate_, 3, static_cast<int64_t>(v.response_hash));
-    rc = sqlite3_step(count_duplicate_);
-    if (rc != SQLITE_DONE) return fail(rc, "counting a duplicate");
-    v.outcome.status = PutStatus::kDuplicate;
-    ++duplicates;
   }
   rc = exec("COMMIT");
-  if (rc != SQLITE_OK) return fail(rc, "committing");
+  if (rc != SQLITE_OK) {
+    absl::Status error = SqlError(db_, rc, "committing", path_);
+    exec("ROLLBACK");
+    return error;
+  }
 
   std::vector<PutOutcome> outcomes;
   outcomes.reserve(verified.size());
@@ -345,9 +351,9 @@ absl::StatusOr<std::vector<PutOutcome>> SolutionStore::Put(
     if (v.outcome.status == PutStatus::kRejected) ++stats_.rejected;
     outcomes.push_back(std::move(v.outcome));
   }
-  stats_.problems += new_problems;
-  stats_.solutions += stored;
-  stats_.duplicates += duplicates;
+  stats_.problems += counts.problems;
+  stats_.solutions += counts.stored;
+  stats_.duplicates += counts.duplicates;
   return outcomes;
 }
 

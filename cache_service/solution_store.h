@@ -118,6 +118,14 @@ class SolutionStore {
   absl::StatusOr<const TaskFamily*> Family(const std::string& task);
   // Re-verifies one solution; the outcome's status is kRejected when it fails.
   Verified Verify(const SolutionToPut& solution);
+  // One verified solution into the open transaction: its problem (new, or the same
+  // fingerprint; another one rejects it), then the solution (stored, or counted a duplicate).
+  // An SQL error is returned as it is; Put rolls the transaction back.
+  struct PutCounts {
+    int64_t problems = 0, stored = 0, duplicates = 0;
+  };
+  absl::Status WriteLocked(const SolutionToPut& s, Verified& v, PutCounts& counts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
   const SolutionStoreOptions options_;

@@ -155,31 +155,8 @@ absl::StatusOr<std::string> WeightStore::ImportPath(const std::string& path) con
   return (dir / file.filename()).string();
 }
 
-absl::Status WeightStore::Publish(EncodedWeights encoded) {
-  absl::MutexLock publish_lock(&publish_mu_);
+absl::Status WeightStore::Admit(const EncodedWeights& encoded) {
   const int64_t version = encoded.version;
-  // A file handed over for import belongs to the store from here: moved in, or deleted.
-  std::string imported;
-  if (encoded.encoding == WeightEncoding::kFile) {
-    absl::StatusOr<std::string> path = ImportPath(encoded.file_path);
-    if (!path.ok()) {
-      absl::MutexLock lock(&mu_);
-      ++stats_.publish_rejected;
-      return Annotate(path.status(), absl::StrCat("weight version ", version));
-    }
-    imported = *std::move(path);
-  }
-  auto discard_import = [&] {
-    if (imported.empty()) return;
-    std::error_code ec;
-    fs::remove(imported, ec);
-  };
-  auto refuse = [&](absl::Status status) {
-    discard_import();
-    absl::MutexLock lock(&mu_);
-    ++stats_.publish_rejected;
-    return status;
-  };
   int64_t latest = 0, oldest = 0;
   bool kept = false;
   {
@@ -189,12 +166,11 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     kept = std::find(versions_.begin(), versions_.end(), version) != versions_.end();
   }
   if (version <= 0) {
-    return refuse(absl::InvalidArgumentError(
-        absl::StrCat("weight version ", version, ": versions start at 1")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight version ", version, ": versions start at 1"));
   }
   if (version < oldest) {
     // A learner that resumed from an older checkpoint republishes what it had published.
-    discard_import();
     return absl::AlreadyExistsError(absl::StrCat("weight version ", version,
                                                  " is older than every kept version (oldest ",
                                                  oldest, "); nothing to store"));
@@ -204,104 +180,137 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
     // when it is other ones (versions name weights; they never change).
     absl::StatusOr<std::shared_ptr<const WeightSet>> stored = Get(version);
     if (stored.ok() && (*stored)->tensors == encoded.tensors) {
-      discard_import();
       return absl::AlreadyExistsError(
           absl::StrCat("weight version ", version, " is already stored, with these weights"));
     }
-    return refuse(absl::FailedPreconditionError(
+    return absl::FailedPreconditionError(
         absl::StrCat("weight version ", version, " is stored with other weights (the newest is ",
-                     latest, "); versions must increase")));
+                     latest, "); versions must increase"));
   }
   if (version <= latest) {
-    return refuse(absl::FailedPreconditionError(absl::StrCat(
-        "weight version ", version, " is not newer than the newest stored version ", latest)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "weight version ", version, " is not newer than the newest stored version ", latest));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const WeightSet>> WeightStore::MoveIn(
+    const EncodedWeights& encoded, std::string& imported, const std::string& path,
+    std::future<absl::Status>& synced) const {
+  const int64_t version = encoded.version;
+  const int fd = ::open(imported.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "cannot open", imported);
+  synced = std::async(std::launch::async, [fd, file = imported] {
+    absl::Status s = ::fsync(fd) == 0 ? absl::OkStatus() : ErrnoError(errno, "cannot fsync", file);
+    ::close(fd);
+    return s;
+  });
+  auto fail = [&](absl::Status status) {
+    synced.wait();
+    return status;
+  };
+  // The publisher wrote the file on this file system: check every byte against the header's
+  // manifest, then move it in. Nothing is copied.
+  absl::StatusOr<WeightSet> mapped =
+      ReadWeightFile(imported, {.version = version, .manifest = &encoded.tensors});
+  if (!mapped.ok()) return fail(mapped.status());
+  if (mapped->model_config_json != encoded.model_config_json) {
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat(imported, " records another model config")));
+  }
+  if (std::rename(imported.c_str(), path.c_str()) != 0) {
+    return fail(Annotate(ErrnoError(errno, absl::StrCat("cannot move ", imported, " to"), path),
+                         "the import directory must be on the store's file system"));
+  }
+  imported.clear();
+  return std::make_shared<const WeightSet>(*std::move(mapped));
+}
+
+absl::StatusOr<std::shared_ptr<const WeightSet>> WeightStore::DecodeAndWrite(
+    EncodedWeights encoded, const std::string& path) {
+  std::shared_ptr<const WeightSet> base;
+  if (encoded.encoding == WeightEncoding::kDelta) {
+    absl::StatusOr<std::shared_ptr<const WeightSet>> b = Get(encoded.base_version);
+    if (!b.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "a delta against version ", encoded.base_version, ": ", b.status().message()));
+    }
+    base = *std::move(b);
+  }
+  DS_ASSIGN_OR_RETURN(WeightSet decoded, DecodeWeights(std::move(encoded), base.get()));
+  auto set = std::make_shared<const WeightSet>(std::move(decoded));
+  DS_RETURN_IF_ERROR(
+      Annotate(WriteWeightFile(*set, path, /*sync=*/false, SpareWeightFile(options_.import_dir)),
+               "storing it"));
+  return set;
+}
+
+std::vector<int64_t> WeightStore::InstallLocked(int64_t version,
+                                                std::shared_ptr<const WeightSet> set) {
+  std::vector<int64_t> pruned;
+  versions_.push_back(version);
+  latest_ = std::move(set);
+  while (versions_.size() > static_cast<size_t>(options_.keep_versions)) {
+    pruned.push_back(versions_.front());
+    versions_.erase(versions_.begin());
+  }
+  auto is_pruned = [&](int64_t v) {
+    return std::find(pruned.begin(), pruned.end(), v) != pruned.end();
+  };
+  if (loaded_ != nullptr && is_pruned(loaded_->version)) loaded_.reset();
+  for (auto it = encodings_.begin(); it != encodings_.end();)
+    it = is_pruned(it->first.first) || is_pruned(it->first.second) ? encodings_.erase(it)
+                                                                   : std::next(it);
+  for (auto it = encoding_order_.begin(); it != encoding_order_.end();)
+    it = encodings_.count(*it) == 0 ? encoding_order_.erase(it) : std::next(it);
+  ++stats_.published;
+  stats_.latest_version = version;
+  stats_.versions_kept = static_cast<int32_t>(versions_.size());
+  changed_.SignalAll();
+  return pruned;
+}
+
+absl::Status WeightStore::Publish(EncodedWeights encoded) {
+  absl::MutexLock publish_lock(&publish_mu_);
+  const int64_t version = encoded.version;
+  const std::string what = absl::StrCat("weight version ", version);
+  // A file handed over for import belongs to the store from here: moved in, or deleted.
+  std::string imported;
+  auto discard_import = [&] {
+    if (imported.empty()) return;
+    std::error_code ec;
+    fs::remove(imported, ec);
+  };
+  auto refuse = [&](const absl::Status& status) {
+    discard_import();
+    absl::MutexLock lock(&mu_);
+    ++stats_.publish_rejected;
+    return status;
+  };
+  if (encoded.encoding == WeightEncoding::kFile) {
+    absl::StatusOr<std::string> path = ImportPath(encoded.file_path);
+    if (!path.ok()) return refuse(Annotate(path.status(), what));
+    imported = *std::move(path);
+  }
+  if (absl::Status admitted = Admit(encoded); !admitted.ok()) {
+    if (!absl::IsAlreadyExists(admitted)) return refuse(admitted);
+    discard_import();  // already stored: not a refusal
+    return admitted;
   }
   const std::string path = PathOf(version);
-  std::shared_ptr<const WeightSet> set;
   // An imported file is fsync'ed on a thread of its own while it is checked and made visible.
   std::future<absl::Status> file_synced;
-  if (!imported.empty()) {
-    const int fd = ::open(imported.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return refuse(Annotate(ErrnoError(errno, "cannot open", imported),
-                             absl::StrCat("weight version ", version)));
-    }
-    file_synced = std::async(std::launch::async, [fd, imported] {
-      absl::Status s =
-          ::fsync(fd) == 0 ? absl::OkStatus() : ErrnoError(errno, "cannot fsync", imported);
-      ::close(fd);
-      return s;
-    });
-    auto refuse_import = [&](absl::Status status) {
-      file_synced.wait();
-      return refuse(std::move(status));
-    };
-    // The publisher wrote the file on this file system: check every byte against the header's
-    // manifest, then move it in. Nothing is copied.
-    absl::StatusOr<WeightSet> mapped =
-        ReadWeightFile(imported, {.version = version, .manifest = &encoded.tensors});
-    if (!mapped.ok()) {
-      return refuse_import(Annotate(mapped.status(), absl::StrCat("weight version ", version)));
-    }
-    if (mapped->model_config_json != encoded.model_config_json) {
-      return refuse_import(absl::InvalidArgumentError(absl::StrCat(
-          "weight version ", version, ": ", imported, " records another model config")));
-    }
-    if (std::rename(imported.c_str(), path.c_str()) != 0) {
-      return refuse_import(
-          Annotate(ErrnoError(errno, absl::StrCat("cannot move ", imported, " to"), path),
-                   "the import directory must be on the store's file system"));
-    }
-    imported.clear();
-    set = std::make_shared<const WeightSet>(*std::move(mapped));
-  } else {
-    std::shared_ptr<const WeightSet> base;
-    if (encoded.encoding == WeightEncoding::kDelta) {
-      absl::StatusOr<std::shared_ptr<const WeightSet>> b = Get(encoded.base_version);
-      if (!b.ok()) {
-        return refuse(absl::FailedPreconditionError(
-            absl::StrCat("weight version ", version, " is a delta against version ",
-                         encoded.base_version, ": ", b.status().message())));
-      }
-      base = *std::move(b);
-    }
-    absl::StatusOr<WeightSet> decoded = DecodeWeights(std::move(encoded), base.get());
-    if (!decoded.ok())
-      return refuse(Annotate(decoded.status(), absl::StrCat("weight version ", version)));
-    set = std::make_shared<const WeightSet>(*std::move(decoded));
-    if (absl::Status s =
-            WriteWeightFile(*set, path, /*sync=*/false, SpareWeightFile(options_.import_dir));
-        !s.ok()) {
-      return refuse(Annotate(s, absl::StrCat("storing weight version ", version)));
-    }
-  }
+  absl::StatusOr<std::shared_ptr<const WeightSet>> set =
+      imported.empty() ? DecodeAndWrite(std::move(encoded), path)
+                       : MoveIn(encoded, imported, path, file_synced);
+  if (!set.ok()) return refuse(Annotate(set.status(), what));
 
   // Visible as soon as the whole file is in place, then durable before the publisher hears
   // back: subscribers on this host start reading while the disk catches up.
   std::vector<int64_t> pruned;
   {
     absl::MutexLock lock(&mu_);
-    versions_.push_back(version);
-    latest_ = set;
-    while (versions_.size() > static_cast<size_t>(options_.keep_versions)) {
-      pruned.push_back(versions_.front());
-      versions_.erase(versions_.begin());
-    }
-    if (loaded_ != nullptr &&
-        std::find(pruned.begin(), pruned.end(), loaded_->version) != pruned.end()) {
-      loaded_.reset();
-    }
-    for (auto it = encodings_.begin(); it != encodings_.end();) {
-      const bool stale = std::find(pruned.begin(), pruned.end(), it->first.first) != pruned.end() ||
-                         std::find(pruned.begin(), pruned.end(), it->first.second) != pruned.end();
-      it = stale ? encodings_.erase(it) : std::next(it);
-    }
-    for (auto it = encoding_order_.begin(); it != encoding_order_.end();)
-      it = encodings_.count(*it) == 0 ? encoding_order_.erase(it) : std::next(it);
-    ++stats_.published;
-    stats_.latest_version = version;
-    stats_.versions_kept = static_cast<int32_t>(versions_.size());
-    changed_.SignalAll();
+    pruned = InstallLocked(version, *std::move(set));
   }
   for (int64_t v : pruned) {
     const absl::Status retired =
@@ -311,9 +320,9 @@ absl::Status WeightStore::Publish(EncodedWeights encoded) {
   // An imported file's fsync is already under way; a written one's starts here.
   absl::Status durable = file_synced.valid() ? file_synced.get() : SyncFile(path);
   if (durable.ok()) durable = SyncDirectory(options_.dir);
-  if (const absl::Status& s = durable; !s.ok()) {
+  if (!durable.ok()) {
     // Visible but not durable: a restart may set it aside (Open). The publisher hears of it.
-    return Annotate(s, absl::StrCat("weight version ", version, " is visible but not durable"));
+    return Annotate(durable, absl::StrCat(what, " is visible but not durable"));
   }
   return absl::OkStatus();
 }

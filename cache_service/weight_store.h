@@ -41,6 +41,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -138,6 +139,24 @@ class WeightStore {
   absl::StatusOr<std::string> ImportPath(const std::string& path) const;
   absl::StatusOr<std::shared_ptr<const WeightSet>> Load(int64_t version) const;
   absl::Status NotKept(int64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Publish's steps. Admit: OK for a version newer than every kept one; ALREADY_EXISTS for
+  // one older than every kept one, or kept with the same weights (nothing to store); else
+  // the refusal.
+  absl::Status Admit(const EncodedWeights& encoded) ABSL_LOCKS_EXCLUDED(mu_);
+  // An imported file: checked against the manifest, moved to `path` (then `imported` is
+  // cleared), its fsync started in `synced`. The version is not yet visible.
+  absl::StatusOr<std::shared_ptr<const WeightSet>> MoveIn(const EncodedWeights& encoded,
+                                                          std::string& imported,
+                                                          const std::string& path,
+                                                          std::future<absl::Status>& synced) const;
+  // Inline bytes or a delta: decoded (against its base) and written to `path`, not synced.
+  absl::StatusOr<std::shared_ptr<const WeightSet>> DecodeAndWrite(EncodedWeights encoded,
+                                                                  const std::string& path)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes `version` visible as the newest; returns the versions pruned beyond keep_versions
+  // (their encodings dropped; their files still to retire).
+  std::vector<int64_t> InstallLocked(int64_t version, std::shared_ptr<const WeightSet> set)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WeightStoreOptions options_;
 

@@ -40,7 +40,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -48,24 +47,20 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "deepsearch/v1/cache_service.grpc.pb.h"
-#include "deepsearch/v1/problem_service.grpc.pb.h"
 #include "trainer/sft.h"
-#include "wire/convert.h"
 
 #include "cli/child_process.h"
 #include "cli/commands.h"
 #include "cli/deepsearch_config.h"
 #include "cli/run_evaluation.h"
+#include "cli/run_services.h"
 #include "cli/signals.h"
 #include "common/core/files.h"
 #include "common/core/logging.h"
@@ -73,8 +68,6 @@
 #include "common/core/rng.h"
 #include "common/core/status.h"
 #include "common/model/model_dir.h"
-#include "common/rpc/channel.h"
-#include "common/rpc/status_conversion.h"
 #include "common/tasks/dataset.h"
 #include "common/tasks/task.h"
 #include "learner/learner.h"
@@ -170,110 +163,7 @@ absl::Status PrepareData(const RunSection& run, const RunPaths& paths, const Sft
   return WriteProblems(paths.train, train);
 }
 
-// ---- gRPC clients of the learner's ProblemService and the cache service ---------------------
-
-class RunClients {
- public:
-  static absl::StatusOr<RunClients> Connect(const std::string& learner, const std::string& cache,
-                                            const RpcConfig& rpc) {
-    DS_ASSIGN_OR_RETURN(rpc::RpcClient l, rpc::RpcClient::Connect(learner, rpc));
-    DS_ASSIGN_OR_RETURN(rpc::RpcClient c, rpc::RpcClient::Connect(cache, rpc));
-    return RunClients(std::move(l), std::move(c));
-  }
-
-  absl::Status WaitForLearner(absl::Duration timeout) const {
-    return learner_.WaitForConnected(timeout);
-  }
-  absl::Status WaitForCache(absl::Duration timeout) const {
-    return cache_.WaitForConnected(timeout);
-  }
-
-  // `search`: the job's own search settings (SOLVE jobs), else the learner's. `direct_at`: a
-  // SOLVE job of direct samples at that temperature instead of search trees.
-  absl::StatusOr<v1::Job> Submit(v1::JobKind kind, const std::string& name,
-                                 const std::vector<Problem>& problems, int32_t samples,
-                                 const std::string& request_id,
-                                 const std::optional<SearchParams>& search = std::nullopt,
-                                 std::optional<double> direct_at = std::nullopt) const {
-    v1::SubmitProblemSetRequest request;
-    request.set_kind(kind);
-    request.set_name(name);
-    request.set_client_request_id(request_id);
-    request.mutable_options()->set_samples_per_problem(samples);
-    if (search) *request.mutable_options()->mutable_search() = SearchParamsToProto(*search);
-    if (direct_at) {
-      request.mutable_options()->set_solve_mode("rollout");
-      request.mutable_options()->mutable_sampling()->set_temperature(
-          static_cast<float>(*direct_at));
-    }
-    for (const Problem& p : problems) *request.add_problems() = ProblemToProto(p);
-    v1::Job job;
-    auto context = learner_.NewContext(absl::Seconds(60));
-    const grpc::Status s = problems_->SubmitProblemSet(context.get(), request, &job);
-    if (!s.ok()) return Status(s, "submitting " + name);
-    return job;
-  }
-
-  absl::StatusOr<v1::Job> GetJob(const std::string& id, bool results = false) const {
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    request.set_include_results(results);
-    v1::Job job;
-    auto context = learner_.NewContext(absl::Seconds(10));
-    const grpc::Status s = problems_->GetJob(context.get(), request, &job);
-    if (!s.ok()) return Status(s, "job " + id);
-    return job;
-  }
-
-  absl::StatusOr<v1::CacheStats> CacheStats() const {
-    v1::GetCacheStatsRequest request;
-    v1::CacheStats stats;
-    auto context = cache_.NewContext(absl::Seconds(10));
-    const grpc::Status s = cache_stub_->GetCacheStats(context.get(), request, &stats);
-    if (!s.ok()) return Status(s, "cache stats");
-    return stats;
-  }
-
- private:
-  RunClients(rpc::RpcClient learner, rpc::RpcClient cache)
-      : learner_(std::move(learner)),
-        cache_(std::move(cache)),
-        problems_(v1::ProblemService::NewStub(learner_.channel())),
-        cache_stub_(v1::CacheService::NewStub(cache_.channel())) {}
-
-  static absl::Status Status(const grpc::Status& s, const std::string& what) {
-    return Annotate(rpc::FromGrpcStatus(s), what);
-  }
-
-  rpc::RpcClient learner_;
-  rpc::RpcClient cache_;
-  std::unique_ptr<v1::ProblemService::Stub> problems_;
-  std::unique_ptr<v1::CacheService::Stub> cache_stub_;
-};
-
-bool Terminal(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED;
-}
-
 // ---- Held-out evaluations ------------------------------------------------------------------
-
-// One SOLVE job of the held-out set. Its name carries the training step and the generated
-// tokens it was submitted at ("held-out@STEP:TOKENS"), so a resumed run finds both again
-// through the request id.
-// The held-out search: the run's node sizes and constants, but the method's own choices where
-// the config switches in an ablation (backtrace, q update, negative choice, bonuses), so that
-// runs that train with an ablated search are measured with the same search as the others.
-SearchParams EvaluationSearch(const SearchParams& run) {
-  const SearchParams method;
-  SearchParams eval = run;
-  eval.backtrace = method.backtrace;
-  eval.q_update = method.q_update;
-  eval.negative_choice = method.negative_choice;
-  eval.entropy_bonus = method.entropy_bonus;
-  eval.depth_bonus = method.depth_bonus;
-  return eval;
-}
 
 std::string Duration(absl::Duration d) {
   const int64_t s = absl::ToInt64Seconds(d);
@@ -290,6 +180,7 @@ class Run {
         paths_(run_.dir),
         executable_(std::move(executable)),
         start_(absl::Now()),
+        services_(config_, executable_),
         eval_kinds_(
             EvalKinds(run_.eval_direct_samples, run_.eval_temperatures, run_.eval_samples)) {}
 
@@ -301,12 +192,18 @@ class Run {
   absl::Status Prepare();
   // Runs `deepsearch sft` unless its model is there; std::nullopt when done.
   absl::StatusOr<std::optional<Interrupted>> WarmStart();
-  absl::Status StartServices();
+  absl::Status StartServices() {
+    DS_ASSIGN_OR_RETURN(RunClients clients, services_.Start({.config = paths_.config.string(),
+                                                             .store = paths_.store.string(),
+                                                             .state = paths_.state.string(),
+                                                             .logs = paths_.logs.string(),
+                                                             .model = StartModel()}));
+    clients_.emplace(std::move(clients));
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::optional<Interrupted>> Train();
   absl::Status Finish();
-  void StopServices();
-  // The first child that has exited, as an error naming it and ending with its log.
-  absl::Status CheckChildren();
+  void StopServices() { services_.Stop(); }
   absl::Status ScheduleEvaluations(const v1::Job& train, bool final);
   void Sample(const v1::Job& train, const std::optional<v1::CacheStats>& cache);
   std::string StartModel() const {
@@ -319,13 +216,7 @@ class Run {
   std::string executable_;
   absl::Time start_;
 
-  // A service and how to start it again.
-  struct Service {
-    ChildProcess child;
-    std::vector<std::string> args;
-    int32_t restarts = 0;
-  };
-  std::vector<Service> services_;  // cache, learner, actors: stopped in reverse order
+  RunServices services_;
   std::optional<RunClients> clients_;
   std::string train_job_id_;
   std::vector<Problem> heldout_;
@@ -396,109 +287,6 @@ absl::StatusOr<std::optional<Interrupted>> Run::WarmStart() {
       return i;
     }
   }
-}
-
-absl::Status Run::StartServices() {
-  DS_ASSIGN_OR_RETURN(const int cache_port, FreeLoopbackPort());
-  DS_ASSIGN_OR_RETURN(const int learner_port, FreeLoopbackPort());
-  const std::string cache = absl::StrCat("127.0.0.1:", cache_port);
-  const std::string learner = absl::StrCat("127.0.0.1:", learner_port);
-  const std::string config = paths_.config.string();
-  std::vector<std::string> endpoints;
-  auto start = [&](std::string name, std::vector<std::string> args) -> absl::Status {
-    // Every service serves its metrics for Prometheus on a port of its own.
-    DS_ASSIGN_OR_RETURN(const int metrics_port, FreeLoopbackPort());
-    const std::string metrics = absl::StrCat("127.0.0.1:", metrics_port);
-    args.insert(args.end(), {"--set", "metrics.listen_address=" + metrics});
-    endpoints.push_back(absl::StrCat(name, " http://", metrics, "/metrics"));
-    const std::string log = (paths_.logs / (name + ".log")).string();
-    DS_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(name, executable_, args, log));
-    log::Info("run: started {} (pid {}), log {}", name, child.pid(), log);
-    services_.push_back(Service{std::move(child), std::move(args)});
-    return absl::OkStatus();
-  };
-  DS_ASSIGN_OR_RETURN(RunClients clients, RunClients::Connect(learner, cache, config_.rpc));
-  // Each service is up before the next starts: the learner publishes its weights to the cache
-  // service first thing, the actors subscribe to both.
-  const absl::Time deadline = absl::Now() + run_.startup_timeout;
-  // Waits until `connected` (a one-second wait on one service's channel) succeeds.
-  auto wait = [&](const std::function<absl::Status()>& connected) -> absl::Status {
-    while (!connected().ok()) {
-      DS_RETURN_IF_ERROR(CheckChildren());
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat("the services did not come up within ",
-                                                        absl::FormatDuration(run_.startup_timeout),
-                                                        " (logs in ", paths_.logs.string(), ")"));
-      }
-    }
-    return absl::OkStatus();
-  };
-  DS_RETURN_IF_ERROR(start("cache", {"cache", "--config", config, "--listen", cache, "--store-dir",
-                                     paths_.store.string()}));
-  DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForCache(absl::Seconds(1)); }));
-  std::vector<std::string> learner_args = {
-      "learner", "--config",   config,        "--listen",           learner, "--cache", cache,
-      "--model", StartModel(), "--state-dir", paths_.state.string()};
-  std::vector<std::string> actor_args = {"actor",   "--config", config,    "--learner", learner,
-                                         "--cache", cache,      "--model", StartModel()};
-  if (run_.weights_by_file) {
-    // One host: versions are written once, into the cache's import directory, and mapped.
-    const std::string import_dir = config_.cache.weight_import_dir.empty()
-                                       ? (paths_.store / "weights" / "incoming").string()
-                                       : config_.cache.weight_import_dir;
-    learner_args.insert(learner_args.end(),
-                        {"--set", absl::StrCat("learner.cache_import_dir=", import_dir)});
-    actor_args.insert(actor_args.end(), {"--set", "actor.weights_by_file=true"});
-  }
-  DS_RETURN_IF_ERROR(start("learner", learner_args));
-  DS_RETURN_IF_ERROR(wait([&] { return clients.WaitForLearner(absl::Seconds(1)); }));
-  for (int32_t i = 0; i < run_.actors; ++i) {
-    const std::string name = absl::StrCat("actor-", i);
-    std::vector<std::string> args = actor_args;
-    args.insert(args.end(), {"--actor-id", name});
-    DS_RETURN_IF_ERROR(start(name, args));
-  }
-  clients_.emplace(std::move(clients));
-  std::cerr << "[run] services up: cache service " << cache << ", learner " << learner << ", "
-            << run_.actors << " actor(s); logs in " << paths_.logs.string()
-            << "\n[run] metrics: " << absl::StrJoin(endpoints, ", ") << "\n";
-  return absl::OkStatus();
-}
-
-absl::Status Run::CheckChildren() {
-  for (Service& service : services_) {
-    ChildProcess& child = service.child;
-    const std::optional<int> status = child.Poll();
-    if (!status.has_value()) continue;
-    const std::string what =
-        absl::StrCat("the ", child.name(), " exited with status ", *status,
-                     *status > 128 ? absl::StrCat(" (signal ", *status - 128, ")") : "");
-    if (service.restarts >= run_.max_restarts) {
-      return absl::InternalError(absl::StrCat(what, " and was restarted ", service.restarts,
-                                              " times already (run.max_restarts); the end of ",
-                                              child.log_path(), ":\n", child.LogTail()));
-    }
-    ++service.restarts;
-    std::cerr << "[run] " << what << "; restarting it (restart " << service.restarts << " of "
-              << run_.max_restarts << ", log " << child.log_path() << ")\n";
-    log::Warning("run: {}; restarting it (restart {} of {})", what, service.restarts,
-                 run_.max_restarts);
-    DS_ASSIGN_OR_RETURN(
-        ChildProcess restarted,
-        ChildProcess::Start(child.name(), executable_, service.args, child.log_path()));
-    child = std::move(restarted);
-  }
-  return absl::OkStatus();
-}
-
-void Run::StopServices() {
-  // Actors first (they deliver what they have), then the learner (it checkpoints), then the
-  // cache service.
-  for (auto it = services_.rbegin(); it != services_.rend(); ++it) {
-    const int status = it->child.Stop(run_.stop_timeout);
-    if (status != 0) log::Warning("run: {} exited with status {}", it->child.name(), status);
-  }
-  services_.clear();
 }
 
 absl::Status Run::ScheduleEvaluations(const v1::Job& train, bool final) {
@@ -634,7 +422,7 @@ absl::StatusOr<std::optional<Interrupted>> Run::Train() {
   };
   while (true) {
     if (std::optional<Interrupted> i = Sleep(absl::Milliseconds(500))) return i;
-    DS_RETURN_IF_ERROR(CheckChildren());
+    DS_RETURN_IF_ERROR(services_.Check());
     absl::StatusOr<v1::Job> job = clients_->GetJob(train_job_id_);
     if (!job.ok()) {
       if (transient(job.status())) continue;

@@ -71,6 +71,17 @@ double Evaluation::pass_at(int64_t k) const {
   return counted > 0 ? sum / static_cast<double>(counted) : 0.0;
 }
 
+SearchParams EvaluationSearch(const SearchParams& run) {
+  const SearchParams method;
+  SearchParams eval = run;
+  eval.backtrace = method.backtrace;
+  eval.q_update = method.q_update;
+  eval.negative_choice = method.negative_choice;
+  eval.entropy_bonus = method.entropy_bonus;
+  eval.depth_bonus = method.depth_bonus;
+  return eval;
+}
+
 std::string EvaluationName(const Evaluation& e) {
   return absl::StrCat("held-out@", e.step, ":", e.generated_tokens, ":", e.screening_tokens, ":",
                       e.trained_tokens, ":", e.kind.Label());

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "search/search_params.h"
 
 namespace deepsearch::cli {
 
@@ -65,6 +66,11 @@ struct Evaluation {
   // The mean unbiased pass@k over the problems with at least k samples.
   double pass_at(int64_t k) const;
 };
+
+// The held-out search: the run's node sizes and constants, but the method's own choices where
+// the config switches in an ablation (backtrace, q update, negative choice, bonuses), so that
+// runs that train with an ablated search are measured with the same search as the others.
+SearchParams EvaluationSearch(const SearchParams& run);
 
 // The job name that carries an evaluation's step and token counts across a restart of the
 // run (a resumed run finds its jobs by request id and reads them back from the name).

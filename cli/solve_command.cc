@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -33,6 +34,7 @@
 #include "cli/deepsearch_config.h"
 #include "common/core/hash.h"
 #include "common/core/progress.h"
+#include "common/core/status.h"
 #include "common/model/torch_runtime.h"
 #include "common/tasks/dataset.h"
 
@@ -92,17 +94,105 @@ nlohmann::json ResultJson(const Problem& problem, const TreeResult& r, const Sol
   return j;
 }
 
+// The results of a solve: written in input order as trees finish, and their totals.
+// Thread-safe: tree callbacks finish problems from the engine's thread.
+class SolveTally {
+ public:
+  SolveTally(std::ostream& out, ProgressReporter& progress) : out_(out), progress_(progress) {}
+
+  // Waits until fewer than `trees` trees are running, then counts one more.
+  void WaitForRoom(size_t trees) {
+    absl::MutexLock lock(&mu_);
+    auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ < trees; };
+    mu_.Await(absl::Condition(&room));
+    ++running_;
+  }
+
+  // Problem i is done: its tree's result, or (r null) the error it never started with.
+  void Finish(size_t i, const Problem& p, nlohmann::json line, const TreeResult* r,
+              const SolveSummary* s) {
+    absl::MutexLock lock(&mu_);
+    --running_;
+    const bool ok = r != nullptr && r->status.ok();
+    if (!ok) ++failed_;
+    if (ok && !p.answer.empty()) {
+      ++with_truth_;
+      solved_ += s->correct ? 1 : 0;
+      pass1_ += s->pass_at_k.count(1) ? s->pass_at_k.at(1) : 0.0;
+      passk_ += s->pass_at_k.count(s->samples) ? s->pass_at_k.at(s->samples) : 0.0;
+    }
+    if (r != nullptr) {
+      generated_ += r->stats.generated_tokens;
+      bookkeeping_ += r->stats.bookkeeping_seconds;
+    }
+    done_[i] = std::move(line);
+    while (done_.count(next_to_write_) > 0) {
+      out_ << done_[next_to_write_].dump() << "\n";
+      done_.erase(next_to_write_++);
+    }
+    progress_.Add(1);
+    if (r != nullptr) {
+      progress_.SetStatus(
+          absl::StrCat("solved ", solved_, "/", with_truth_, ", ", generated_, " tokens"));
+    }
+  }
+
+  // The closing line: problems, failures, solved share and pass@k, tokens and rates.
+  std::string Summary(size_t problems, int32_t k, double wall) const {
+    absl::MutexLock lock(&mu_);
+    std::string summary =
+        absl::StrFormat("deepsearch solve: %d problems, %d failed; ", problems, failed_);
+    if (with_truth_ > 0) {
+      const double n = static_cast<double>(with_truth_);
+      absl::StrAppendFormat(
+          &summary, "%d/%d solved (%.1f%%), mean pass@1 %.3f, mean pass@%d %.3f; ", solved_,
+          with_truth_, 100.0 * static_cast<double>(solved_) / n, pass1_ / n, k, passk_ / n);
+    }
+    absl::StrAppendFormat(
+        &summary, "%d tokens generated, %.0f tokens/s; %.2f%% of wall time outside the model\n",
+        generated_, static_cast<double>(generated_) / wall, 100.0 * bookkeeping_ / wall);
+    return summary;
+  }
+
+  int64_t failed() const {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+ private:
+  std::ostream& out_;
+  ProgressReporter& progress_;
+  mutable absl::Mutex mu_;
+  // Finished, not yet written (the output keeps the input's order).
+  std::map<size_t, nlohmann::json> done_ ABSL_GUARDED_BY(mu_);
+  size_t next_to_write_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t solved_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t with_truth_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
+  double pass1_ ABSL_GUARDED_BY(mu_) = 0;
+  double passk_ ABSL_GUARDED_BY(mu_) = 0;
+  double bookkeeping_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The problem set of a solve: read, with every line valid and at least one problem.
+absl::StatusOr<std::vector<Problem>> ReadSolveProblems(const std::string& path) {
+  DS_ASSIGN_OR_RETURN(ProblemSet set, ReadProblemsJsonlFile(path));
+  if (!set.errors.empty())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", set.ErrorSummary()));
+  if (set.problems.empty())
+    return absl::InvalidArgumentError(absl::StrCat(path, " has no problems"));
+  return std::move(set.problems);
+}
+
 int RunSolve(const SolveArgs& args) {
   absl::StatusOr<DeepSearchConfig> config = LoadDeepSearchConfig(args.config, args.overrides);
   if (!config.ok()) return Fail(config.status());
   if (absl::Status s = ConfigureTorchRuntime(config->runtime); !s.ok()) return Fail(s);
-  absl::StatusOr<ProblemSet> set = ReadProblemsJsonlFile(args.problems);
-  if (!set.ok()) return Fail(set.status());
-  if (!set->errors.empty()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(args.problems, ": ", set->ErrorSummary())));
-  }
-  if (set->problems.empty())
-    return Fail(absl::InvalidArgumentError(absl::StrCat(args.problems, " has no problems")));
+  absl::StatusOr<std::vector<Problem>> read = ReadSolveProblems(args.problems);
+  if (!read.ok()) return Fail(read.status());
+  const std::vector<Problem>& problems = *read;
   absl::StatusOr<PromptFormat> format = PromptFormat::Parse(config->actor.options.prompt_template);
   if (!format.ok()) return Fail(format.status());
   absl::StatusOr<LoadedPolicy> policy = LoadPolicy(args.model, config->engine);
@@ -115,7 +205,6 @@ int RunSolve(const SolveArgs& args) {
   }
   std::ostream& out = args.out.empty() ? std::cout : file;
 
-  const std::vector<Problem>& problems = set->problems;
   const int32_t k = args.k > 0 ? args.k : config->search.trajectories_per_tree;
   TreeRunner runner(*policy->engine, *policy->tokenizer);
   ProgressReporter::Options progress_options;
@@ -123,22 +212,11 @@ int RunSolve(const SolveArgs& args) {
   progress_options.total = static_cast<int64_t>(problems.size());
   progress_options.unit = "problem";
   ProgressReporter progress(progress_options);
-
-  absl::Mutex mu;
-  std::map<size_t, nlohmann::json> done;  // finished, not yet written (output keeps input order)
-  size_t next_to_write = 0;
-  int64_t solved = 0, with_truth = 0, failed = 0, generated = 0;
-  double pass1 = 0, passk = 0, bookkeeping = 0;
-  size_t running = 0;
+  SolveTally tally(out, progress);
   const auto start = absl::Now();
 
   for (size_t i = 0; i < problems.size(); ++i) {
-    {
-      absl::MutexLock lock(&mu);
-      auto room = [&] { return running < static_cast<size_t>(args.trees); };
-      mu.Await(absl::Condition(&room));
-      ++running;
-    }
+    tally.WaitForRoom(static_cast<size_t>(args.trees));
     const Problem& problem = problems[i];
     TreeTask task;
     task.tree_id = absl::StrCat(i);
@@ -155,61 +233,21 @@ int RunSolve(const SolveArgs& args) {
       started = runner.Start(std::move(task), [&, i](TreeResult r) {
         const Problem& p = problems[i];
         const SolveSummary s = SummarizeSolve(p, r.trajectories);
-        nlohmann::json line = ResultJson(p, r, s, args.trajectories);
-        absl::MutexLock lock(&mu);
-        --running;
-        if (!r.status.ok()) ++failed;
-        if (!p.answer.empty() && r.status.ok()) {
-          ++with_truth;
-          solved += s.correct ? 1 : 0;
-          pass1 += s.pass_at_k.count(1) ? s.pass_at_k.at(1) : 0.0;
-          passk += s.pass_at_k.count(s.samples) ? s.pass_at_k.at(s.samples) : 0.0;
-        }
-        generated += r.stats.generated_tokens;
-        bookkeeping += r.stats.bookkeeping_seconds;
-        done[i] = std::move(line);
-        while (done.count(next_to_write) > 0) {
-          out << done[next_to_write].dump() << "\n";
-          done.erase(next_to_write++);
-        }
-        progress.Add(1);
-        progress.SetStatus(
-            absl::StrCat("solved ", solved, "/", with_truth, ", ", generated, " tokens"));
+        tally.Finish(i, p, ResultJson(p, r, s, args.trajectories), &r, &s);
       });
     }
     if (!started.ok()) {
       nlohmann::json line;
       line["id"] = problem.id;
       line["error"] = std::string(started.message());
-      absl::MutexLock lock(&mu);
-      --running;
-      ++failed;
-      done[i] = std::move(line);
-      while (done.count(next_to_write) > 0) {
-        out << done[next_to_write].dump() << "\n";
-        done.erase(next_to_write++);
-      }
-      progress.Add(1);
+      tally.Finish(i, problem, std::move(line), nullptr, nullptr);
     }
   }
   runner.WaitIdle();
   progress.Finish();
   out.flush();
-  const double wall = absl::ToDoubleSeconds(absl::Now() - start);
-  absl::MutexLock lock(&mu);
-  std::string summary =
-      absl::StrFormat("deepsearch solve: %d problems, %d failed; ", problems.size(), failed);
-  if (with_truth > 0) {
-    absl::StrAppendFormat(
-        &summary, "%d/%d solved (%.1f%%), mean pass@1 %.3f, mean pass@%d %.3f; ", solved,
-        with_truth, 100.0 * static_cast<double>(solved) / static_cast<double>(with_truth),
-        pass1 / static_cast<double>(with_truth), k, passk / static_cast<double>(with_truth));
-  }
-  absl::StrAppendFormat(
-      &summary, "%d tokens generated, %.0f tokens/s; %.2f%% of wall time outside the model\n",
-      generated, static_cast<double>(generated) / wall, 100.0 * bookkeeping / wall);
-  std::cerr << summary;
-  return failed == 0 ? kExitOk : kExitFailure;
+  std::cerr << tally.Summary(problems.size(), k, absl::ToDoubleSeconds(absl::Now() - start));
+  return tally.failed() == 0 ? kExitOk : kExitFailure;
 }
 
 }  // namespace

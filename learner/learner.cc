@@ -48,6 +48,59 @@ Learner::~Learner() {
   }
 }
 
+absl::StatusOr<std::unique_ptr<Trainer>> Learner::Impl::LoadTrainer(const LearnerOptions& options,
+                                                                    int64_t* version) {
+  const std::string checkpoint = checkpoints->Latest();
+  const std::string model_dir =
+      checkpoint.empty() ? options.model : CheckpointStore::ModelDir(checkpoint);
+  if (model_dir.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no checkpoint in ", options.state_dir,
+                                                   " and no model directory (learner.model)"));
+  }
+  DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
+  DS_ASSIGN_OR_RETURN(tokenizer_json,
+                      ReadFileToString((fs::path(model_dir) / "tokenizer.json").string()));
+  generation = loaded.generation;
+  TrainerConfig train_config = options.train;
+  train_config.decoupled = options.mode == LearnerMode::kAsync;
+  train_config.reducer = reducer;
+  if (train_config.vocab_limit == 0) {
+    // Log-probs over the ids the actors sample from: the tokenizer's (a model's embedding
+    // often has spare rows).
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                        ParseTokenizerJson(tokenizer_json, model_dir + "/tokenizer.json"));
+    train_config.vocab_limit = tokenizer->vocab_size();
+  }
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                      Trainer::Create(std::move(loaded.model), train_config));
+  if (checkpoint.empty()) return trainer;
+  DS_RETURN_IF_ERROR(trainer->Load(model_dir));
+  DS_ASSIGN_OR_RETURN(RunState state, checkpoints->ReadState(checkpoint));
+  *version = state.weight_version;
+  if (state.train.has_value()) {
+    absl::MutexLock lock(&drive_mu);
+    restored_train = std::move(state.train);
+  }
+  log::Info("learner: resumed from {} (step {}, weight version {})", checkpoint, trainer->step(),
+            *version);
+  return trainer;
+}
+
+absl::Status Learner::Impl::StartDataParallel(Trainer& trainer, const LearnerOptions& options) {
+  // The other ranks build the same model and take this rank's state.
+  channel = std::make_unique<RankChannel>(*reducer, options.data_parallel.timeout,
+                                          [this](const absl::Status& s) { Fail(s); });
+  const Json start = {{"model_config", trainer.model().config().ToJson()},
+                      {"vocab_limit", trainer.config().vocab_limit}};
+  absl::Status synced;
+  DS_RETURN_IF_ERROR(channel->Run(RankCommand::kStart, start.dump(),
+                                  [&] { synced = trainer.SyncWithRankZero(); }));
+  DS_RETURN_IF_ERROR(synced);
+  log::Info("learner: data parallel over {} ranks: rank 0 serves, every rank trains",
+            reducer->world_size());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options, WeightSink* sink,
                                                          GradientReducer* reducer) {
   if (reducer != nullptr && reducer->rank() != 0) {
@@ -66,55 +119,9 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
   impl->leases = std::make_unique<LeaseManager>(LeaseManagerOptions{
       .lease_duration = options.lease_duration, .max_attempts = options.max_attempts});
 
-  const std::string checkpoint = impl->checkpoints->Latest();
-  const std::string model_dir =
-      checkpoint.empty() ? options.model : CheckpointStore::ModelDir(checkpoint);
-  if (model_dir.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("no checkpoint in ", options.state_dir,
-                                                   " and no model directory (learner.model)"));
-  }
-  DS_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModelDirectory(model_dir, ModelOptions{}));
-  DS_ASSIGN_OR_RETURN(impl->tokenizer_json,
-                      ReadFileToString((fs::path(model_dir) / "tokenizer.json").string()));
-  impl->generation = loaded.generation;
-  TrainerConfig train_config = options.train;
-  train_config.decoupled = options.mode == LearnerMode::kAsync;
-  train_config.reducer = reducer;
-  if (train_config.vocab_limit == 0) {
-    // Log-probs over the ids the actors sample from: the tokenizer's (a model's embedding
-    // often has spare rows).
-    DS_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                        ParseTokenizerJson(impl->tokenizer_json, model_dir + "/tokenizer.json"));
-    train_config.vocab_limit = tokenizer->vocab_size();
-  }
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                      Trainer::Create(std::move(loaded.model), train_config));
   int64_t version = 1;  // the initial weights
-  if (!checkpoint.empty()) {
-    DS_RETURN_IF_ERROR(trainer->Load(model_dir));
-    DS_ASSIGN_OR_RETURN(RunState state, impl->checkpoints->ReadState(checkpoint));
-    version = state.weight_version;
-    if (state.train.has_value()) {
-      absl::MutexLock lock(&impl->drive_mu);
-      impl->restored_train = std::move(state.train);
-    }
-    log::Info("learner: resumed from {} (step {}, weight version {})", checkpoint, trainer->step(),
-              version);
-  }
-  if (impl->DataParallel()) {
-    // The other ranks build the same model and take this rank's state.
-    Impl* raw = impl.get();
-    impl->channel = std::make_unique<RankChannel>(*reducer, options.data_parallel.timeout,
-                                                  [raw](const absl::Status& s) { raw->Fail(s); });
-    const Json start = {{"model_config", trainer->model().config().ToJson()},
-                        {"vocab_limit", trainer->config().vocab_limit}};
-    absl::Status synced;
-    DS_RETURN_IF_ERROR(impl->channel->Run(RankCommand::kStart, start.dump(),
-                                          [&] { synced = trainer->SyncWithRankZero(); }));
-    DS_RETURN_IF_ERROR(synced);
-    log::Info("learner: data parallel over {} ranks: rank 0 serves, every rank trains",
-              reducer->world_size());
-  }
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, impl->LoadTrainer(options, &version));
+  if (impl->DataParallel()) DS_RETURN_IF_ERROR(impl->StartDataParallel(*trainer, options));
   {
     absl::MutexLock lock(&impl->mu);
     impl->weight_version = version;

@@ -45,7 +45,10 @@ v1::LeaseMode LeaseModeToProto(LeaseKind kind) {
 
 }  // namespace
 
-absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
+namespace {
+
+// Everything about one trajectory that does not need its version ranges.
+absl::Status CheckTrajectory(const v1::Trajectory& p) {
   const std::string& id = p.trajectory_id();
   if (id.empty()) return absl::InvalidArgumentError("a trajectory has no trajectory_id");
   if (p.lease_id().empty())
@@ -78,19 +81,22 @@ absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
   if (!std::isfinite(p.final_score()))
     return absl::InvalidArgumentError(
         absl::StrCat("trajectory ", id, ": final_score is not finite"));
-  for (int i = 0; i < n; ++i) {
-    if (p.response_tokens(i) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("trajectory ", id, ": response_tokens[", i, "] is negative"));
+  for (const auto& [tokens, name] : {std::pair{&p.response_tokens(), "response_tokens"},
+                                     std::pair{&p.prompt_tokens(), "prompt_tokens"}}) {
+    for (int i = 0; i < tokens->size(); ++i) {
+      if ((*tokens)[i] < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("trajectory ", id, ": ", name, "[", i, "] is negative"));
+      }
     }
   }
-  for (int i = 0; i < p.prompt_tokens_size(); ++i) {
-    if (p.prompt_tokens(i) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("trajectory ", id, ": prompt_tokens[", i, "] is negative"));
-    }
-  }
-  // Version ranges tile [0, n) in order; the oldest version is the sequence's.
+  return absl::OkStatus();
+}
+
+// The oldest weight version of the trajectory's ranges, which must tile [0, n) in order.
+absl::StatusOr<int64_t> OldestVersion(const v1::Trajectory& p) {
+  const std::string& id = p.trajectory_id();
+  const int n = p.response_tokens_size();
   int64_t oldest = std::numeric_limits<int64_t>::max();
   int32_t next = 0;
   for (const v1::VersionRange& r : p.versions()) {
@@ -107,6 +113,16 @@ absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
                                                    next, " of ", n, " response tokens"));
   }
 
+  return oldest;
+}
+
+}  // namespace
+
+absl::StatusOr<TrajectoryRecord> TrajectoryFromProto(const v1::Trajectory& p) {
+  DS_RETURN_IF_ERROR(CheckTrajectory(p));
+  // The oldest version is the sequence's.
+  DS_ASSIGN_OR_RETURN(const int64_t oldest, OldestVersion(p));
+  const std::string& id = p.trajectory_id();
   TrajectoryRecord r;
   r.trajectory_id = id;
   r.lease_id = p.lease_id();

@@ -170,79 +170,85 @@ void Learner::Impl::IssueCollectionLocked(Collection collection) {
 }
 
 void Learner::Impl::RouteResultsLocked() {
-  for (CompletedTree& tree : leases->TakeCompleted()) {
-    const std::string& job_id = tree.spec.job_id;
-    const std::string& purpose = tree.spec.purpose;
-    if (purpose == kPurposeSolve) {
-      auto it = solves.find(job_id);
-      if (it == solves.end() || it->second.outstanding.erase(tree.lease_id) == 0) continue;
-      std::vector<SampleVerdict> verdicts;
-      for (const TrajectoryRecord& r : tree.trajectories)
-        verdicts.push_back({r.predicted, r.correct, r.incomplete});
-      ProblemResult result{tree.spec.problem.id,
-                           SelectAnswer(!tree.spec.problem.answer.empty(), verdicts)};
-      int64_t tokens = 0;
-      for (const TrajectoryRecord& r : tree.trajectories) tokens += r.tree_generated_tokens;
-      (void)jobs->Update(job_id, [&](Job& j) {
-        ++j.progress.problems_done;
-        if (result.summary.correct) ++j.progress.problems_solved;
-        j.progress.trajectories += static_cast<int64_t>(tree.trajectories.size());
-        j.progress.generated_tokens += tokens;
-        j.progress.weight_version = Version();
-        j.progress.accuracy =
-            j.progress.problems_total > 0
-                ? static_cast<double>(j.progress.problems_solved) / j.progress.problems_total
-                : 0.0;
-        j.results.push_back(result);
-      });
-      continue;
-    }
-    if (!train.has_value() || train->job_id != job_id) continue;  // a cancelled job's leftovers
-    TrainRun& run = *train;
-    for (const TrajectoryRecord& r : tree.trajectories) {
-      if (r.correct) run.solved.insert(tree.spec.problem.id);
-      ++run.trajectories;
-      run.generated_tokens += r.tree_generated_tokens;
-      if (purpose == kPurposeScreen) run.screening_tokens += r.tree_generated_tokens;
-    }
-    if (purpose == kPurposeScreen) {
-      if (run.screening.erase(tree.lease_id) == 0) continue;
-      int32_t correct = 0;
-      for (const TrajectoryRecord& r : tree.trajectories) correct += r.correct ? 1 : 0;
-      run.program->OnScreened(tree.spec.problem.id, static_cast<int32_t>(tree.trajectories.size()),
-                              correct);
-    } else if (purpose == kPurposeTrain && run.collecting.has_value() &&
-               run.collecting->outstanding.erase(tree.lease_id) > 0) {
-      run.collecting->trees.push_back(std::move(tree));
-    }
+  for (CompletedTree& tree : leases->TakeCompleted()) RouteCompletedLocked(tree);
+  for (FailedLease& failed : leases->TakeFailed()) RouteFailedLocked(failed);
+  FinishSolvesLocked();
+}
+
+void Learner::Impl::RouteCompletedLocked(CompletedTree& tree) {
+  const std::string& job_id = tree.spec.job_id;
+  const std::string& purpose = tree.spec.purpose;
+  if (purpose == kPurposeSolve) {
+    auto it = solves.find(job_id);
+    if (it == solves.end() || it->second.outstanding.erase(tree.lease_id) == 0) return;
+    std::vector<SampleVerdict> verdicts;
+    for (const TrajectoryRecord& r : tree.trajectories)
+      verdicts.push_back({r.predicted, r.correct, r.incomplete});
+    ProblemResult result{tree.spec.problem.id,
+                         SelectAnswer(!tree.spec.problem.answer.empty(), verdicts)};
+    int64_t tokens = 0;
+    for (const TrajectoryRecord& r : tree.trajectories) tokens += r.tree_generated_tokens;
+    (void)jobs->Update(job_id, [&](Job& j) {
+      ++j.progress.problems_done;
+      if (result.summary.correct) ++j.progress.problems_solved;
+      j.progress.trajectories += static_cast<int64_t>(tree.trajectories.size());
+      j.progress.generated_tokens += tokens;
+      j.progress.weight_version = Version();
+      j.progress.accuracy =
+          j.progress.problems_total > 0
+              ? static_cast<double>(j.progress.problems_solved) / j.progress.problems_total
+              : 0.0;
+      j.results.push_back(result);
+    });
+    return;
   }
-  for (FailedLease& failed : leases->TakeFailed()) {
-    const std::string& job_id = failed.spec.job_id;
-    log::Warning("learner: lease {} of job {} failed for good: {}", failed.lease_id, job_id,
-                 failed.reason);
-    if (failed.spec.purpose == kPurposeSolve) {
-      auto it = solves.find(job_id);
-      if (it == solves.end() || it->second.outstanding.erase(failed.lease_id) == 0) continue;
-      ProblemResult result;
-      result.problem_id = failed.spec.problem.id;
-      result.summary.selection = "none";
-      (void)jobs->Update(job_id, [&](Job& j) {
-        ++j.progress.problems_done;
-        j.results.push_back(result);
-      });
-      continue;
-    }
-    if (!train.has_value() || train->job_id != job_id) continue;
-    TrainRun& run = *train;
-    if (failed.spec.purpose == kPurposeScreen) {
-      if (run.screening.erase(failed.lease_id) > 0)
-        run.program->OnScreeningFailed(failed.spec.problem.id);
-    } else if (run.collecting.has_value() &&
-               run.collecting->outstanding.erase(failed.lease_id) > 0) {
-      ++run.collecting->failed;  // the step trains without this tree
-    }
+  if (!train.has_value() || train->job_id != job_id) return;  // a cancelled job's leftovers
+  TrainRun& run = *train;
+  for (const TrajectoryRecord& r : tree.trajectories) {
+    if (r.correct) run.solved.insert(tree.spec.problem.id);
+    ++run.trajectories;
+    run.generated_tokens += r.tree_generated_tokens;
+    if (purpose == kPurposeScreen) run.screening_tokens += r.tree_generated_tokens;
   }
-  // Finished solve jobs.
+  if (purpose == kPurposeScreen) {
+    if (run.screening.erase(tree.lease_id) == 0) return;
+    int32_t correct = 0;
+    for (const TrajectoryRecord& r : tree.trajectories) correct += r.correct ? 1 : 0;
+    run.program->OnScreened(tree.spec.problem.id, static_cast<int32_t>(tree.trajectories.size()),
+                            correct);
+  } else if (purpose == kPurposeTrain && run.collecting.has_value() &&
+             run.collecting->outstanding.erase(tree.lease_id) > 0) {
+    run.collecting->trees.push_back(std::move(tree));
+  }
+}
+
+void Learner::Impl::RouteFailedLocked(const FailedLease& failed) {
+  const std::string& job_id = failed.spec.job_id;
+  log::Warning("learner: lease {} of job {} failed for good: {}", failed.lease_id, job_id,
+               failed.reason);
+  if (failed.spec.purpose == kPurposeSolve) {
+    auto it = solves.find(job_id);
+    if (it == solves.end() || it->second.outstanding.erase(failed.lease_id) == 0) return;
+    ProblemResult result;
+    result.problem_id = failed.spec.problem.id;
+    result.summary.selection = "none";
+    (void)jobs->Update(job_id, [&](Job& j) {
+      ++j.progress.problems_done;
+      j.results.push_back(result);
+    });
+    return;
+  }
+  if (!train.has_value() || train->job_id != job_id) return;
+  TrainRun& run = *train;
+  if (failed.spec.purpose == kPurposeScreen) {
+    if (run.screening.erase(failed.lease_id) > 0)
+      run.program->OnScreeningFailed(failed.spec.problem.id);
+  } else if (run.collecting.has_value() && run.collecting->outstanding.erase(failed.lease_id) > 0) {
+    ++run.collecting->failed;  // the step trains without this tree
+  }
+}
+
+void Learner::Impl::FinishSolvesLocked() {
   for (auto it = solves.begin(); it != solves.end();) {
     if (!it->second.outstanding.empty()) {
       ++it;
@@ -297,12 +303,10 @@ void Learner::Impl::UpdateTrainProgressLocked() {
   });
 }
 
-absl::Status Learner::Impl::AdvanceTrainLocked() {
-  if (!train.has_value()) return absl::OkStatus();
+void Learner::Impl::CloseCollectionLocked() {
   TrainRun& run = *train;
   TrainProgram& program = *run.program;
   const bool async = options.mode == LearnerMode::kAsync;
-
   // A collection that is complete moves to `ready`.
   if (run.collecting.has_value() && run.collecting->outstanding.empty() && !run.ready) {
     Collection c = std::move(*run.collecting);
@@ -325,32 +329,47 @@ absl::Status Learner::Impl::AdvanceTrainLocked() {
     if (!next.empty())
       IssueCollectionLocked(Collection{program.step(), std::move(next), {}, {}, 0});
   }
+}
 
-  if (run.ready.has_value()) {
-    const int64_t step = run.ready->step;
-    // The step is done whatever happens to its batch: its trees are spent (TrainReadyLocked
-    // takes them), so the program must move on or no lease would ever be issued again.
-    const absl::Status trained = TrainReadyLocked();
-    if (!trained.ok()) {
-      if (!failure_status().ok()) return trained;  // the data-parallel group broke
-      if (!absl::IsInvalidArgument(trained)) {
-        log::Error("learner: training step {} of job {} failed: {}", step, run.job_id,
-                   trained.message());
-        UpdateTrainProgressLocked();
-        FinishTrainLocked(JobState::kFailed,
-                          absl::StrCat("training step ", step, " failed: ", trained.message()));
-        return absl::OkStatus();
-      }
-      log::Warning("learner: step {} of job {} is skipped: its batch was refused: {}", step,
-                   run.job_id, trained.message());
+absl::StatusOr<bool> Learner::Impl::TrainStepLocked() {
+  TrainRun& run = *train;
+  TrainProgram& program = *run.program;
+  const bool async = options.mode == LearnerMode::kAsync;
+  const int64_t step = run.ready->step;
+  // The step is done whatever happens to its batch: its trees are spent (TrainReadyLocked
+  // takes them), so the program must move on or no lease would ever be issued again.
+  const absl::Status trained = TrainReadyLocked();
+  if (!trained.ok()) {
+    if (!failure_status().ok()) return trained;  // the data-parallel group broke
+    if (!absl::IsInvalidArgument(trained)) {
+      log::Error("learner: training step {} of job {} failed: {}", step, run.job_id,
+                 trained.message());
+      UpdateTrainProgressLocked();
+      FinishTrainLocked(JobState::kFailed,
+                        absl::StrCat("training step ", step, " failed: ", trained.message()));
+      return false;
     }
-    if (!async) program.StepDone(run.BudgetTokens());
-    UpdateTrainProgressLocked();
-    const int64_t steps = trainer->step();
-    if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)
-      DS_RETURN_IF_ERROR(CheckpointLocked());
-    // The new version goes out (PollOnce, outside drive_mu) before the next step is leased.
-    if (unpublished_version >= 0) return absl::OkStatus();
+    log::Warning("learner: step {} of job {} is skipped: its batch was refused: {}", step,
+                 run.job_id, trained.message());
+  }
+  if (!async) program.StepDone(run.BudgetTokens());
+  UpdateTrainProgressLocked();
+  const int64_t steps = trainer->step();
+  if (options.checkpoint_every > 0 && steps % options.checkpoint_every == 0)
+    DS_RETURN_IF_ERROR(CheckpointLocked());
+  // The new version goes out (PollOnce, outside drive_mu) before the next step is leased.
+  return unpublished_version < 0;
+}
+
+absl::Status Learner::Impl::AdvanceTrainLocked() {
+  if (!train.has_value()) return absl::OkStatus();
+  TrainRun& run = *train;
+  TrainProgram& program = *run.program;
+  const bool async = options.mode == LearnerMode::kAsync;
+  CloseCollectionLocked();
+  if (run.ready.has_value()) {
+    DS_ASSIGN_OR_RETURN(const bool go_on, TrainStepLocked());
+    if (!go_on) return absl::OkStatus();
   }
 
   switch (program.phase()) {

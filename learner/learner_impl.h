@@ -111,6 +111,12 @@ struct Learner::Impl {
   // Data parallel: rank 0's commands to the other ranks (null with one rank).
   std::unique_ptr<RankChannel> channel;
 
+  // Learner::Create's parts. LoadTrainer: the trainer on the latest checkpoint (setting
+  // *version and the restored program) or, with none, on learner.model. StartDataParallel:
+  // the rank channel, and every rank's trainer made equal to this one's.
+  absl::StatusOr<std::unique_ptr<Trainer>> LoadTrainer(const LearnerOptions& options,
+                                                       int64_t* version);
+  absl::Status StartDataParallel(Trainer& trainer, const LearnerOptions& options);
   bool DataParallel() const { return reducer != nullptr && reducer->world_size() > 1; }
   void Fail(const absl::Status& status) {
     absl::MutexLock lock(&mu);
@@ -150,8 +156,19 @@ struct Learner::Impl {
   absl::Status Publish(WeightSet& set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu);
   absl::Status StartJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
   absl::Status StartTrainRunLocked(const Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  // Completed trees and leases failed for good, to their solve job or training run; then the
+  // solve jobs with nothing outstanding succeed.
   void RouteResultsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void RouteCompletedLocked(CompletedTree& tree) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void RouteFailedLocked(const FailedLease& failed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  void FinishSolvesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
   absl::Status AdvanceTrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  // AdvanceTrainLocked's parts. CloseCollectionLocked: a complete collection becomes the
+  // ready step (async: the program moves on and the next step is leased at once).
+  // TrainStepLocked: trains the ready step, marks it done and checkpoints; false when the
+  // driver stops here (the job failed, or the new version waits to be published).
+  void CloseCollectionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
+  absl::StatusOr<bool> TrainStepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
   void IssueCollectionLocked(Collection collection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
   absl::Status TrainReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);
   absl::Status CheckpointLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(drive_mu);

@@ -40,6 +40,8 @@ SERVICES_EXTRA = {"deepsearch_data_parallel": "learner"}
 HEADER_OWNERS = {
     "trainer/gradient_reducer.h": "deepsearch_trainer_core",
     "learner/learner_impl.h": "deepsearch_learner",
+    "trainer/trainer_impl.h": "deepsearch_trainer",
+    "engine/engine_internal.h": "deepsearch_engine",
     "actor/actor_internal.h": "deepsearch_actor_service",
     "common/model/torch_pch.h": "deepsearch_model",
     "common/weights/byte_planes.h": "deepsearch_weights",

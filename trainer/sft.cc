@@ -127,6 +127,48 @@ TrainerConfig SftTrainerConfig(const SftConfig& config, int64_t vocab_limit) {
   return c;
 }
 
+// config.steps supervised steps on fresh batches of the family's worked solutions (never a
+// held-out problem); fills result's losses, token counts and time.
+absl::Status TrainSteps(Trainer& trainer, const TaskFamily& family, const Tokenizer& tokenizer,
+                        const PromptFormat& format, int32_t eos,
+                        const absl::flat_hash_set<std::string>& held_out_ids, Rng& train_rng,
+                        const SftConfig& config, SftResult& result) {
+  ProgressReporter::Options progress_options;
+  progress_options.label = "sft";
+  progress_options.total = config.steps;
+  progress_options.unit = "step";
+  std::ostringstream sink;
+  if (!config.show_progress) progress_options.out = &sink;
+  ProgressReporter progress(progress_options);
+  std::vector<double> losses;
+  for (int32_t step = 0; step < config.steps; ++step) {
+    DS_ASSIGN_OR_RETURN(
+        const std::vector<Problem> problems,
+        DrawProblems(family, train_rng, config.batch, held_out_ids, /*distinct=*/false));
+    DS_ASSIGN_OR_RETURN(const std::vector<TrainSequence> batch,
+                        MakeSftSequences(family, tokenizer, format, eos, problems));
+    DS_ASSIGN_OR_RETURN(const TrainStepStats stats, trainer.SupervisedStep(batch));
+    if (step == 0) result.first_loss = stats.loss;
+    losses.push_back(stats.loss);
+    result.tokens += stats.tokens;
+    result.forward_tokens += stats.forward_tokens;
+    result.train_seconds += stats.seconds;
+    progress.Add(1);
+    progress.SetStatus(absl::StrFormat(
+        "loss=%.4f lr=%.2g %.0f tok/s", stats.loss, stats.lr,
+        static_cast<double>(result.forward_tokens) / std::max(result.train_seconds, 1e-9)));
+  }
+  progress.Finish();
+  result.steps = config.steps;
+  if (!losses.empty()) {
+    const size_t tail = std::min<size_t>(10, losses.size());
+    double sum = 0;
+    for (size_t i = losses.size() - tail; i < losses.size(); ++i) sum += losses[i];
+    result.last_loss = sum / static_cast<double>(tail);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string& out_dir,
                                  const SftConfig& config) {
   if (config.steps < 0) return absl::InvalidArgumentError("steps must be >= 0");
@@ -177,39 +219,8 @@ absl::StatusOr<SftResult> RunSft(const std::string& model_dir, const std::string
   };
   DS_ASSIGN_OR_RETURN(result.before, evaluate("before training"));
 
-  ProgressReporter::Options progress_options;
-  progress_options.label = "sft";
-  progress_options.total = config.steps;
-  progress_options.unit = "step";
-  std::ostringstream sink;
-  if (!config.show_progress) progress_options.out = &sink;
-  ProgressReporter progress(progress_options);
-  std::vector<double> losses;
-  for (int32_t step = 0; step < config.steps; ++step) {
-    DS_ASSIGN_OR_RETURN(
-        const std::vector<Problem> problems,
-        DrawProblems(*family, train_rng, config.batch, held_out_ids, /*distinct=*/false));
-    DS_ASSIGN_OR_RETURN(const std::vector<TrainSequence> batch,
-                        MakeSftSequences(*family, tokenizer, format, eos_ids[0], problems));
-    DS_ASSIGN_OR_RETURN(const TrainStepStats stats, trainer->SupervisedStep(batch));
-    if (step == 0) result.first_loss = stats.loss;
-    losses.push_back(stats.loss);
-    result.tokens += stats.tokens;
-    result.forward_tokens += stats.forward_tokens;
-    result.train_seconds += stats.seconds;
-    progress.Add(1);
-    progress.SetStatus(absl::StrFormat(
-        "loss=%.4f lr=%.2g %.0f tok/s", stats.loss, stats.lr,
-        static_cast<double>(result.forward_tokens) / std::max(result.train_seconds, 1e-9)));
-  }
-  progress.Finish();
-  result.steps = config.steps;
-  if (!losses.empty()) {
-    const size_t tail = std::min<size_t>(10, losses.size());
-    double sum = 0;
-    for (size_t i = losses.size() - tail; i < losses.size(); ++i) sum += losses[i];
-    result.last_loss = sum / static_cast<double>(tail);
-  }
+  DS_RETURN_IF_ERROR(TrainSteps(*trainer, *family, tokenizer, format, eos_ids[0], held_out_ids,
+                                train_rng, config, result));
   DS_ASSIGN_OR_RETURN(result.after, evaluate("after training"));
   DS_RETURN_IF_ERROR(
       SaveModelDirectory(out_dir, trainer->model(), tokenizer_json, loaded.generation));

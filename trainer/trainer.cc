@@ -1,39 +1,26 @@
+// The trainer's creation and its steps; its checkpoints are trainer_state.cc.
 #include "trainer/trainer.h"
-
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
-#include "common/core/files.h"
-#include "common/core/hash.h"
 #include "common/core/logging.h"
 #include "common/core/status.h"
-#include "common/weights/checkpoint_files.h"
 #include "common/model/cpu_kernels.h"
-#include "common/weights/safetensors.h"
-#include "common/model/weight_export.h"
+#include "trainer/trainer_impl.h"
 
 namespace deepsearch {
 namespace {
 
-namespace fs = std::filesystem;
-
-constexpr char kModelFile[] = "model.safetensors";
-constexpr char kOptimizerFile[] = "optimizer.safetensors";
-constexpr char kReferenceFile[] = "reference.safetensors";
-constexpr char kStateFile[] = "trainer_state.json";
-constexpr int kStateFormat = 1;
+using trainer_internal::LongTensor;
+using trainer_internal::MicroBatch;
+using trainer_internal::NamedSlot;
 
 double Seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -42,23 +29,6 @@ double Seconds() {
 std::string SequenceName(const std::vector<TrainSequence>& batch, size_t i) {
   return absl::StrCat("sequence ", i, " (group '", batch[i].group_id, "')");
 }
-
-// A run of consecutive sequences [begin, end) of the batch, padded to the longest, with the
-// logits rows that predict its response tokens.
-struct MicroBatch {
-  size_t begin = 0;
-  size_t end = 0;
-  at::Tensor ids;              // [n, T] int64, right-padded with 0
-  at::Tensor lengths;          // [n] int64
-  at::Tensor positions;        // [N] int64: row * T + (prompt - 1 + j) for response token j
-  at::Tensor targets;          // [N] int64: the response tokens
-  at::Tensor advantages;       // [N] float32 (RL steps)
-  at::Tensor behavior;         // [N] float32, NaN where unknown (decoupled RL steps)
-  at::Tensor old_logp;         // [N] float32, the proximal policy (RL steps)
-  at::Tensor ref_logp;         // [N] float32, the reference policy (kl_coef > 0)
-  int64_t tokens = 0;          // response tokens
-  int64_t forward_tokens = 0;  // prompt + response tokens
-};
 
 int64_t SequenceTokens(const TrainSequence& s) {
   return static_cast<int64_t>(s.prompt_tokens.size() + s.response_tokens.size());
@@ -82,11 +52,6 @@ std::vector<std::pair<size_t, size_t>> Pack(const std::vector<TrainSequence>& ba
   }
   if (start < end) out.emplace_back(start, end);
   return out;
-}
-
-at::Tensor LongTensor(const std::vector<int64_t>& v) {
-  return at::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, at::kLong)
-      .clone();
 }
 
 at::Tensor FloatTensor(const std::vector<float>& v) {
@@ -153,93 +118,6 @@ at::Tensor TokenLogProbs(const Qwen2Model& model, const MicroBatch& mb, int64_t 
   if (vocab_limit < rows.size(1)) rows = rows.narrow(1, 0, vocab_limit);
   if (temperature != 1.0) rows = rows / temperature;
   return rows.gather(1, mb.targets.unsqueeze(1)).squeeze(1) - at::logsumexp(rows, {1});
-}
-
-// Where a HF-named parameter lies inside the fused storage the optimizer updates.
-struct NamedSlot {
-  std::string name;
-  size_t index = 0;  // into Parameters()
-  std::vector<int64_t> sizes;
-  std::vector<int64_t> strides;
-  int64_t offset = 0;  // storage offset relative to the fused tensor's
-};
-
-at::Tensor SlotView(const at::Tensor& fused, const NamedSlot& slot) {
-  return fused.as_strided(slot.sizes, slot.strides, fused.storage_offset() + slot.offset);
-}
-
-std::string Shape(at::IntArrayRef sizes) {
-  return absl::StrCat("[", absl::StrJoin(sizes, ", "), "]");
-}
-
-absl::Status WriteTensors(const std::string& path,
-                          const std::vector<std::pair<std::string, at::Tensor>>& named) {
-  std::vector<at::Tensor> keep_alive;
-  std::vector<TensorToWrite> tensors;
-  keep_alive.reserve(named.size());
-  for (const auto& [name, tensor] : named) {
-    const at::Tensor cpu = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
-    keep_alive.push_back(cpu);
-    tensors.push_back(
-        TensorToWrite{name, Dtype::kF32, cpu.sizes().vec(),
-                      absl::Span<const uint8_t>(static_cast<const uint8_t*>(cpu.data_ptr()),
-                                                static_cast<size_t>(cpu.nbytes()))});
-  }
-  return WriteSafetensors(path, std::move(tensors), {{"format", "pt"}});
-}
-
-// Views of `file`'s tensors in the order of `expected` (name, shape), after checking that the
-// file holds exactly those names, each with its shape and a floating-point dtype. The views
-// live as long as `file`.
-absl::StatusOr<std::vector<at::Tensor>> ReadTensors(
-    const SafetensorsFile& file,
-    const std::vector<std::pair<std::string, std::vector<int64_t>>>& expected) {
-  std::vector<std::string> names, present;
-  for (const auto& [name, shape] : expected) names.push_back(name);
-  for (const SafetensorsFile::TensorView& t : file.tensors()) present.push_back(t.name);
-  DS_RETURN_IF_ERROR(Annotate(CheckTensorNames(names, present), file.source()));
-  std::vector<at::Tensor> out;
-  for (const auto& [name, shape] : expected) {
-    const SafetensorsFile::TensorView* view = file.Find(name);
-    if (view->shape != shape) {
-      return absl::InvalidArgumentError(absl::StrCat(file.source(), ": tensor ", name,
-                                                     ": expected ", Shape(shape), ", got ",
-                                                     Shape(view->shape)));
-    }
-    const absl::StatusOr<at::ScalarType> dtype = TorchDtype(view->dtype, name);
-    if (!dtype.ok()) return Annotate(dtype.status(), file.source());
-    out.push_back(at::from_blob(const_cast<uint8_t*>(view->data), view->shape,
-                                at::TensorOptions().dtype(*dtype)));
-  }
-  return out;
-}
-
-std::string AdvantageNormName(AdvantageNorm norm) {
-  return norm == AdvantageNorm::kMeanStd ? "mean_std" : "mean";
-}
-
-nlohmann::json ConfigJson(const TrainerConfig& c) {
-  nlohmann::json j;
-  j["lr"] = c.lr;
-  j["warmup_steps"] = c.warmup_steps;
-  j["weight_decay"] = c.weight_decay;
-  j["beta1"] = c.beta1;
-  j["beta2"] = c.beta2;
-  j["adam_eps"] = c.adam_eps;
-  j["grad_clip"] = c.grad_clip;
-  j["mini_batches"] = c.mini_batches;
-  j["micro_batch_tokens"] = c.micro_batch_tokens;
-  j["compute_dtype"] = c.compute_dtype;
-  j["temperature"] = c.temperature;
-  j["vocab_limit"] = c.vocab_limit;
-  j["advantage_norm"] = AdvantageNormName(c.advantage_norm);
-  j["clip_low"] = c.loss.clip_low;
-  j["clip_high"] = c.loss.clip_high;
-  j["clip_c"] = c.loss.clip_c;
-  j["kl_coef"] = c.loss.kl_coef;
-  j["is_cap"] = c.loss.is_cap;
-  j["decoupled"] = c.decoupled;
-  return j;
 }
 
 absl::Status CheckConfig(const TrainerConfig& c, const Qwen2Config& model) {
@@ -333,38 +211,6 @@ void AdamWUpdate(const at::Tensor& param, const at::Tensor& grad, const at::Tens
   const at::Tensor denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(config.adam_eps);
   param.addcdiv_(exp_avg, denom, -lr / bc1);
 }
-
-struct Trainer::Impl {
-  TrainerConfig config;
-  std::unique_ptr<Qwen2Model> model;      // the float32 master weights
-  std::unique_ptr<Qwen2Model> low;        // the bfloat16 compute copy, or null
-  std::unique_ptr<Qwen2Model> reference;  // frozen, in the compute dtype (kl_coef > 0)
-  std::vector<at::Tensor> params;         // the master's Parameters()
-  std::vector<at::Tensor> low_params;     // the compute copy's, in the same order
-  std::vector<at::Tensor> low_grads;      // float32 accumulators of the copy's gradients
-  std::vector<at::Tensor> exp_avg, exp_avg_sq;
-  std::vector<NamedSlot> slots;  // the HF names of the master's parameters
-  int64_t vocab_limit = 0;
-  int64_t step = 0;             // training steps taken
-  int64_t optimizer_steps = 0;  // AdamW's t
-
-  const Qwen2Model& compute() const { return low ? *low : *model; }
-  int rank() const { return config.reducer != nullptr ? config.reducer->rank() : 0; }
-  int world() const { return config.reducer != nullptr ? config.reducer->world_size() : 1; }
-
-  absl::Status Validate(const std::vector<TrainSequence>& batch, bool supervised) const;
-  void RefreshCompute();
-  void ZeroGrads();
-  // After a micro-batch's backward: moves the copy's gradients into the float32 sums.
-  void AccumulateLowGrads();
-  // All-reduces (with a reducer), clips and applies AdamW at `lr`. Returns the gradient norm
-  // before clipping; a non-finite norm skips the update, as veRL does.
-  absl::StatusOr<double> OptimizerStep(double lr);
-  // The global response-token count of [begin, end) (summed over ranks) and the world size.
-  absl::StatusOr<std::pair<double, double>> GlobalTokens(int64_t local);
-  std::vector<std::pair<std::string, at::Tensor>> Named(const std::vector<at::Tensor>& fused,
-                                                        std::string_view prefix) const;
-};
 
 absl::Status Trainer::Impl::Validate(const std::vector<TrainSequence>& batch,
                                      bool supervised) const {
@@ -482,6 +328,89 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::Impl::Named(
   return out;
 }
 
+std::vector<std::vector<MicroBatch>> Trainer::Impl::PackMiniBatches(
+    const std::vector<TrainSequence>& batch, const StepPlan& plan, TrainStepStats* stats,
+    double* adv_sum) const {
+  std::vector<TrainSequence> local;
+  std::vector<std::vector<float>> advantages;
+  std::vector<size_t> ends;
+  double score_sum = 0.0;
+  for (const std::vector<size_t>& mini : plan.mini_batches) {
+    for (size_t i : mini) {
+      local.push_back(batch[i]);
+      advantages.push_back(plan.advantages[i]);
+      for (float a : plan.advantages[i]) *adv_sum += a;
+      score_sum += batch[i].final_score;
+    }
+    ends.push_back(local.size());
+  }
+  stats->sequences = static_cast<int64_t>(local.size());
+  if (!local.empty()) stats->mean_final_score = score_sum / static_cast<double>(local.size());
+  const at::Device device = model->options().device;
+  std::vector<std::vector<MicroBatch>> minis(ends.size());
+  for (size_t k = 0; k < ends.size(); ++k) {
+    for (const auto& [b, e] :
+         Pack(local, k == 0 ? 0 : ends[k - 1], ends[k], config.micro_batch_tokens))
+      minis[k].push_back(BuildMicroBatch(local, b, e, &advantages, config.decoupled, device));
+  }
+  return minis;
+}
+
+void Trainer::Impl::SetProximal(MicroBatch& mb, const at::Tensor& logp) const {
+  mb.old_logp = logp;
+  if (config.decoupled) mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
+}
+
+void Trainer::Impl::StartLogProbs(std::vector<std::vector<MicroBatch>>& minis,
+                                  bool proximal_from_training) const {
+  c10::NoGradGuard no_grad;
+  for (std::vector<MicroBatch>& mini : minis) {
+    for (MicroBatch& mb : mini) {
+      if (!proximal_from_training)
+        SetProximal(mb, TokenLogProbs(compute(), mb, vocab_limit, config.temperature));
+      if (reference) mb.ref_logp = TokenLogProbs(*reference, mb, vocab_limit, config.temperature);
+    }
+  }
+}
+
+absl::Status Trainer::Impl::TrainMiniBatch(std::vector<MicroBatch>& mini,
+                                           bool proximal_from_training, TrainStepStats* stats,
+                                           StepSums* sums) {
+  const TrainerConfig& c = config;
+  int64_t local = 0;
+  for (const MicroBatch& mb : mini) local += mb.tokens;
+  DS_ASSIGN_OR_RETURN(const auto global, GlobalTokens(local));
+  const double scale = global.second / std::max(global.first, 1.0);
+  ZeroGrads();
+  double mini_loss = 0;
+  for (MicroBatch& mb : mini) {
+    const at::Tensor logp = TokenLogProbs(compute(), mb, vocab_limit, c.temperature);
+    if (proximal_from_training) SetProximal(mb, logp.detach());
+    const at::Tensor ones = at::ones_like(logp);
+    PolicyLossStats ls;
+    const at::Tensor loss = PolicyLoss(
+        logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
+        ones.unsqueeze(0), c.loss, c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
+        mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
+    // The micro-batch's token-mean times its share of the mini-batch's (global) tokens: the
+    // sum of the micro-batches is the token-mean over the whole mini-batch.
+    (loss * (static_cast<double>(mb.tokens) * scale)).backward();
+    AccumulateLowGrads();
+    const double w = static_cast<double>(mb.tokens);
+    mini_loss += ls.loss * w;
+    sums->clip += ls.clip_fraction * w;
+    sums->dual_clip += ls.dual_clip_fraction * w;
+    sums->kl += ls.approx_kl * w;
+    stats->tokens += mb.tokens;
+    stats->forward_tokens += mb.forward_tokens;
+  }
+  sums->loss += mini_loss / static_cast<double>(std::max<int64_t>(local, 1));
+  DS_ASSIGN_OR_RETURN(const double norm, OptimizerStep(stats->lr));
+  sums->grad_norm += norm;
+  ++stats->optimizer_steps;
+  return absl::OkStatus();
+}
+
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 
@@ -562,102 +491,29 @@ absl::StatusOr<TrainStepStats> Trainer::Step(const std::vector<TrainSequence>& b
   TrainStepStats stats;
   stats.step = m.step;
   stats.lr = LearningRate(m.step);
-  stats.sequences = static_cast<int64_t>(batch.size());
   try {
     // This rank's part of the step (all of it in one process), mini-batch by mini-batch.
     const StepPlan plan = PlanStep(batch, c.advantage_norm, c.mini_batches, m.rank(), m.world());
-    const size_t parts = plan.mini_batches.size();
-    std::vector<TrainSequence> local;
-    std::vector<std::vector<float>> advantages;
-    std::vector<size_t> ends;
     double adv_sum = 0.0;
-    for (const std::vector<size_t>& mini : plan.mini_batches) {
-      for (size_t i : mini) {
-        local.push_back(batch[i]);
-        advantages.push_back(plan.advantages[i]);
-        for (float a : plan.advantages[i]) adv_sum += a;
-        stats.mean_final_score += batch[i].final_score;
-      }
-      ends.push_back(local.size());
-    }
-    stats.sequences = static_cast<int64_t>(local.size());
-    if (!local.empty()) stats.mean_final_score /= static_cast<double>(local.size());
-
-    // The mini-batches, each packed into micro-batches.
-    const at::Device device = m.model->options().device;
-    std::vector<std::vector<MicroBatch>> minis(parts);
-    for (size_t k = 0; k < parts; ++k) {
-      for (const auto& [b, e] :
-           Pack(local, k == 0 ? 0 : ends[k - 1], ends[k], c.micro_batch_tokens))
-        minis[k].push_back(BuildMicroBatch(local, b, e, &advantages, c.decoupled, device));
-    }
-
-    // The proximal policy (and the reference): the weights at the start of the step. With one
-    // mini-batch they are the weights of its training forward, whose log-probs (detached)
-    // serve as the proximal ones: the separate no-grad forward would compute the same values.
-    const bool proximal_from_training = parts == 1;
+    std::vector<std::vector<MicroBatch>> minis = m.PackMiniBatches(batch, plan, &stats, &adv_sum);
+    // With one mini-batch, the proximal log-probs are its training forward's (detached): the
+    // separate no-grad forward would compute the same values.
+    const bool proximal_from_training = minis.size() == 1;
     m.RefreshCompute();
-    {
-      c10::NoGradGuard no_grad;
-      for (std::vector<MicroBatch>& mini : minis) {
-        for (MicroBatch& mb : mini) {
-          if (!proximal_from_training) {
-            mb.old_logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
-            if (c.decoupled)
-              mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
-          }
-          if (m.reference)
-            mb.ref_logp = TokenLogProbs(*m.reference, mb, m.vocab_limit, c.temperature);
-        }
-      }
-    }
-
-    double loss_sum = 0, clip_sum = 0, dual_sum = 0, kl_sum = 0, norm_sum = 0;
-    for (size_t k = 0; k < parts; ++k) {
+    m.StartLogProbs(minis, proximal_from_training);
+    Impl::StepSums sums;
+    for (size_t k = 0; k < minis.size(); ++k) {
       if (k > 0) m.RefreshCompute();
-      int64_t local = 0;
-      for (const MicroBatch& mb : minis[k]) local += mb.tokens;
-      DS_ASSIGN_OR_RETURN(const auto global, m.GlobalTokens(local));
-      const double scale = global.second / std::max(global.first, 1.0);
-      m.ZeroGrads();
-      double mini_loss = 0;
-      for (MicroBatch& mb : minis[k]) {
-        const at::Tensor logp = TokenLogProbs(m.compute(), mb, m.vocab_limit, c.temperature);
-        if (proximal_from_training) {
-          mb.old_logp = logp.detach();
-          if (c.decoupled)
-            mb.behavior = at::where(at::isnan(mb.behavior), mb.old_logp, mb.behavior);
-        }
-        const at::Tensor ones = at::ones_like(logp);
-        PolicyLossStats ls;
-        const at::Tensor loss = PolicyLoss(
-            logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
-            ones.unsqueeze(0), c.loss, c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
-            mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
-        // The micro-batch's token-mean times its share of the mini-batch's (global) tokens:
-        // the sum of the micro-batches is the token-mean over the whole mini-batch.
-        (loss * (static_cast<double>(mb.tokens) * scale)).backward();
-        m.AccumulateLowGrads();
-        const double w = static_cast<double>(mb.tokens);
-        mini_loss += ls.loss * w;
-        clip_sum += ls.clip_fraction * w;
-        dual_sum += ls.dual_clip_fraction * w;
-        kl_sum += ls.approx_kl * w;
-        stats.tokens += mb.tokens;
-        stats.forward_tokens += mb.forward_tokens;
-      }
-      loss_sum += mini_loss / static_cast<double>(std::max<int64_t>(local, 1));
-      DS_ASSIGN_OR_RETURN(const double norm, m.OptimizerStep(stats.lr));
-      norm_sum += norm;
-      ++stats.optimizer_steps;
+      DS_RETURN_IF_ERROR(m.TrainMiniBatch(minis[k], proximal_from_training, &stats, &sums));
     }
     m.ZeroGrads();
+    const double parts = static_cast<double>(minis.size());
     const double tokens = static_cast<double>(std::max<int64_t>(stats.tokens, 1));
-    stats.loss = loss_sum / static_cast<double>(parts);
-    stats.grad_norm = norm_sum / static_cast<double>(parts);
-    stats.clip_fraction = clip_sum / tokens;
-    stats.dual_clip_fraction = dual_sum / tokens;
-    stats.approx_kl = kl_sum / tokens;
+    stats.loss = sums.loss / parts;
+    stats.grad_norm = sums.grad_norm / parts;
+    stats.clip_fraction = sums.clip / tokens;
+    stats.dual_clip_fraction = sums.dual_clip / tokens;
+    stats.approx_kl = sums.kl / tokens;
     stats.mean_advantage = adv_sum / tokens;
   } catch (const c10::Error& e) {
     return absl::InternalError(
@@ -712,167 +568,6 @@ absl::StatusOr<TrainStepStats> Trainer::SupervisedStep(const std::vector<TrainSe
   ++m.step;
   stats.seconds = Seconds() - start;
   return stats;
-}
-
-absl::Status Trainer::SyncWithRankZero() {
-  Impl& m = *impl_;
-  if (m.world() <= 1) return absl::OkStatus();
-  GradientReducer& reducer = *m.config.reducer;
-  try {
-    c10::NoGradGuard no_grad;
-    // Same architecture and same update on every rank, or no rank goes on.
-    const std::vector<int64_t> mine = {static_cast<int64_t>(Hash64(m.model->config().ToJson())),
-                                       static_cast<int64_t>(Hash64(ConfigJson(m.config).dump()))};
-    std::vector<at::Tensor> fingerprint = {LongTensor(mine)};
-    DS_RETURN_IF_ERROR(reducer.Broadcast(fingerprint));
-    std::vector<double> differ = {fingerprint[0][0].item<int64_t>() != mine[0] ? 1.0 : 0.0,
-                                  fingerprint[0][1].item<int64_t>() != mine[1] ? 1.0 : 0.0};
-    const bool model_differs = differ[0] > 0, trainer_differs = differ[1] > 0;
-    DS_RETURN_IF_ERROR(reducer.AllReduceSum(differ));
-    if (differ[0] > 0 || differ[1] > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data parallel rank ", reducer.rank(), " of ", reducer.world_size(), ": ",
-          differ[0] > 0 ? absl::StrCat(differ[0], " rank(s) have another model architecture") : "",
-          differ[0] > 0 && differ[1] > 0 ? " and " : "",
-          differ[1] > 0 ? absl::StrCat(differ[1],
-                                       " rank(s) other trainer settings (learner.train, "
-                                       "learner.mode)")
-                        : "",
-          " than rank 0", model_differs || trainer_differs ? "; this rank is one of them" : ""));
-    }
-    // Rank 0's weights, moments, reference and counters.
-    std::vector<at::Tensor> state = m.params;
-    state.insert(state.end(), m.exp_avg.begin(), m.exp_avg.end());
-    state.insert(state.end(), m.exp_avg_sq.begin(), m.exp_avg_sq.end());
-    if (m.reference) {
-      for (const at::Tensor& p : m.reference->Parameters()) state.push_back(p);
-    }
-    state.push_back(LongTensor({m.step, m.optimizer_steps}));
-    DS_RETURN_IF_ERROR(reducer.Broadcast(state));
-    m.step = state.back()[0].item<int64_t>();
-    m.optimizer_steps = state.back()[1].item<int64_t>();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("synchronising with rank 0: ", e.what_without_backtrace()));
-  }
-  m.RefreshCompute();
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::Save(const std::string& dir) const {
-  const Impl& m = *impl_;
-  c10::NoGradGuard no_grad;
-  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
-  const fs::path temp = fs::path(target.string() + ".tmp." + std::to_string(::getpid()));
-  std::error_code error;
-  fs::remove_all(temp, error);
-  fs::create_directories(temp, error);
-  if (error)
-    return absl::InternalError(
-        absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
-  try {
-    DS_RETURN_IF_ERROR(WriteTensors((temp / kModelFile).string(), m.Named(m.params, "")));
-    std::vector<std::pair<std::string, at::Tensor>> moments = m.Named(m.exp_avg, "exp_avg.");
-    for (auto& named : m.Named(m.exp_avg_sq, "exp_avg_sq.")) moments.push_back(std::move(named));
-    DS_RETURN_IF_ERROR(WriteTensors((temp / kOptimizerFile).string(), moments));
-    if (m.reference) {
-      DS_RETURN_IF_ERROR(
-          WriteTensors((temp / kReferenceFile).string(), m.Named(m.reference->Parameters(), "")));
-    }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("saving ", dir, ": ", e.what_without_backtrace()));
-  }
-  nlohmann::json state;
-  state["format"] = kStateFormat;
-  state["step"] = m.step;
-  state["optimizer_steps"] = m.optimizer_steps;
-  state["config"] = ConfigJson(m.config);
-  const std::string text = state.dump(2) + "\n";
-  DS_RETURN_IF_ERROR(WriteFileAtomically((temp / kStateFile).string(), text));
-
-  // Swap into place: the previous checkpoint (if any) moves aside, the new one takes its name.
-  const fs::path old = fs::path(target.string() + ".old." + std::to_string(::getpid()));
-  fs::remove_all(old, error);
-  if (fs::exists(target)) {
-    fs::rename(target, old, error);
-    if (error)
-      return absl::InternalError(
-          absl::StrCat("cannot move ", target.string(), " aside: ", error.message()));
-  }
-  fs::rename(temp, target, error);
-  if (error)
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", temp.string(), ": ", error.message()));
-  fs::remove_all(old, error);
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::Load(const std::string& dir) {
-  Impl& m = *impl_;
-  const fs::path root(dir);
-  if (!fs::is_directory(root))
-    return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " does not exist"));
-
-  // trainer_state.json
-  const fs::path state_path = root / kStateFile;
-  DS_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(state_path.string()));
-  const nlohmann::json state = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  int64_t step = 0, optimizer_steps = 0;
-  for (auto [key, out] : {std::pair<const char*, int64_t*>{"step", &step},
-                          std::pair<const char*, int64_t*>{"optimizer_steps", &optimizer_steps}}) {
-    if (!state.is_object() || !state.contains(key) || !state[key].is_number_integer() ||
-        state[key].get<int64_t>() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(state_path.string(), ": expected a non-negative integer \"", key, "\""));
-    }
-    *out = state[key].get<int64_t>();
-  }
-
-  // Every file is checked before anything is copied.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> expected, expected_moments;
-  for (const NamedSlot& slot : m.slots) expected.emplace_back(slot.name, slot.sizes);
-  for (const char* prefix : {"exp_avg.", "exp_avg_sq."}) {
-    for (const NamedSlot& slot : m.slots)
-      expected_moments.emplace_back(absl::StrCat(prefix, slot.name), slot.sizes);
-  }
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> model_file,
-                      SafetensorsFile::Open((root / kModelFile).string()));
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> optimizer_file,
-                      SafetensorsFile::Open((root / kOptimizerFile).string()));
-  std::unique_ptr<SafetensorsFile> reference_file;
-  if (m.reference) {
-    DS_ASSIGN_OR_RETURN(reference_file, SafetensorsFile::Open((root / kReferenceFile).string()));
-  }
-  DS_ASSIGN_OR_RETURN(const std::vector<at::Tensor> weights, ReadTensors(*model_file, expected));
-  DS_ASSIGN_OR_RETURN(const std::vector<at::Tensor> moments,
-                      ReadTensors(*optimizer_file, expected_moments));
-  std::vector<at::Tensor> reference;
-  if (reference_file) {
-    DS_ASSIGN_OR_RETURN(reference, ReadTensors(*reference_file, expected));
-  }
-
-  try {
-    c10::NoGradGuard no_grad;
-    const auto params = m.Named(m.params, "");
-    const auto avg = m.Named(m.exp_avg, "");
-    const auto avg_sq = m.Named(m.exp_avg_sq, "");
-    const size_t k = m.slots.size();
-    for (size_t i = 0; i < k; ++i) {
-      params[i].second.copy_(weights[i]);
-      avg[i].second.copy_(moments[i]);
-      avg_sq[i].second.copy_(moments[k + i]);
-    }
-    if (m.reference) {
-      const auto ref = m.Named(m.reference->Parameters(), "");
-      for (size_t i = 0; i < k; ++i) ref[i].second.copy_(reference[i]);
-    }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("loading ", dir, ": ", e.what_without_backtrace()));
-  }
-  m.step = step;
-  m.optimizer_steps = optimizer_steps;
-  m.RefreshCompute();
-  return absl::OkStatus();
 }
 
 }  // namespace deepsearch

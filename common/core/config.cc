@@ -1,3 +1,4 @@
+// The config binder (config.h): parse, override and document modes over one binding.
 #include "common/core/config.h"
 
 #include <algorithm>
@@ -14,10 +15,18 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
+#include "common/core/config_values.h"
 #include "common/core/logging.h"
 
 namespace deepsearch {
 namespace {
+
+using config_internal::Decode;
+using config_internal::Describe;
+using config_internal::ListNounOf;
+using config_internal::NounOf;
+using config_internal::Quote;
+using config_internal::Render;
 
 // Levenshtein distance, for "did you mean" suggestions.
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -33,130 +42,6 @@ size_t EditDistance(std::string_view a, std::string_view b) {
     }
   }
   return row[b.size()];
-}
-
-std::string Quote(std::string_view text) {
-  constexpr size_t kMax = 60;
-  if (text.size() > kMax) return absl::StrCat("'", std::string(text.substr(0, kMax)), "...'");
-  return absl::StrCat("'", std::string(text), "'");
-}
-
-// What a YAML node is, in the words of an error message.
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing (null)";
-    case YAML::NodeType::Scalar:
-      return Quote(node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
-
-// ---- scalar decoders: true on success ----
-
-bool Decode(const YAML::Node& node, bool& out) {
-  if (!node.IsScalar()) return false;
-  const std::string s = absl::AsciiStrToLower(node.Scalar());
-  if (s == "true" || s == "yes" || s == "on") {
-    out = true;
-    return true;
-  }
-  if (s == "false" || s == "no" || s == "off") {
-    out = false;
-    return true;
-  }
-  return false;
-}
-
-bool Decode(const YAML::Node& node, int64_t& out) {
-  return node.IsScalar() && absl::SimpleAtoi(node.Scalar(), &out);
-}
-
-bool Decode(const YAML::Node& node, uint64_t& out) {
-  if (!node.IsScalar()) return false;
-  const std::string& s = node.Scalar();
-  if (!s.empty() && s.front() == '-') return false;
-  return absl::SimpleAtoi(s, &out);
-}
-
-bool Decode(const YAML::Node& node, double& out) {
-  return node.IsScalar() && absl::SimpleAtod(node.Scalar(), &out) && std::isfinite(out);
-}
-
-bool Decode(const YAML::Node& node, std::string& out) {
-  if (node.IsNull()) {
-    out.clear();
-    return true;
-  }
-  if (!node.IsScalar()) return false;
-  out = node.Scalar();
-  return true;
-}
-
-bool Decode(const YAML::Node& node, absl::Duration& out) {
-  if (!node.IsScalar()) return false;
-  const std::string& s = node.Scalar();
-  if (s == "0") {
-    out = absl::ZeroDuration();
-    return true;
-  }
-  return absl::ParseDuration(s, &out) && out != absl::InfiniteDuration() &&
-         out != -absl::InfiniteDuration();
-}
-
-template <typename T>
-const char* NounOf() {
-  if constexpr (std::is_same_v<T, bool>) {
-    return "a boolean (true or false)";
-  } else if constexpr (std::is_same_v<T, int64_t>) {
-    return "an integer";
-  } else if constexpr (std::is_same_v<T, uint64_t>) {
-    return "a non-negative integer";
-  } else if constexpr (std::is_same_v<T, double>) {
-    return "a finite number";
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return "a string";
-  } else if constexpr (std::is_same_v<T, absl::Duration>) {
-    return "a duration such as 30s, 1.5m or 250ms";
-  } else {
-    static_assert(sizeof(T) == 0, "unsupported config field type");
-  }
-}
-
-template <typename T>
-const char* ListNounOf() {
-  if constexpr (std::is_same_v<T, int64_t>) {
-    return "a list of integers";
-  } else if constexpr (std::is_same_v<T, double>) {
-    return "a list of numbers";
-  } else {
-    return "a list of strings";
-  }
-}
-
-// Renders a value as YAML text for document mode.
-std::string Render(bool v) { return v ? "true" : "false"; }
-std::string Render(int64_t v) { return absl::StrCat(v); }
-std::string Render(uint64_t v) { return absl::StrCat(v); }
-std::string Render(double v) { return fmt::format("{}", v); }
-std::string Render(absl::Duration v) { return absl::FormatDuration(v); }
-std::string Render(const std::string& v) {
-  YAML::Emitter out;
-  out << YAML::DoubleQuoted << v;
-  return out.c_str();
-}
-template <typename T>
-std::string Render(const std::vector<T>& v) {
-  std::vector<std::string> items;
-  items.reserve(v.size());
-  for (const T& x : v) items.push_back(Render(x));
-  return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
 }
 
 // One rendered key in document mode.

@@ -94,6 +94,18 @@ absl::Status ReplaceDirectory(const std::string& temp, const std::string& target
   return SyncDirectory(target_path.parent_path().string());
 }
 
+absl::StatusOr<std::string> MakeScratchDirectory(const std::string& target) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::absolute(fs::path(target)).lexically_normal();
+  const std::string temp = absl::StrCat(path.string(), ".tmp.", ::getpid());
+  std::error_code error;
+  fs::remove_all(temp, error);
+  fs::create_directories(temp, error);
+  if (error)
+    return absl::InternalError(absl::StrCat("cannot create ", temp, ": ", error.message()));
+  return temp;
+}
+
 absl::Status ErrnoError(int error_number, std::string_view what, const std::string& path) {
   return absl::ErrnoToStatus(error_number, absl::StrCat(std::string(what), " ", path));
 }

@@ -36,6 +36,9 @@ absl::Status SyncFile(const std::string& path);
 // ".old.<pid>" name next to the new temp; never a mix at `target`. `temp` must be on the same
 // file system (next to `target`).
 absl::Status ReplaceDirectory(const std::string& temp, const std::string& target);
+// An empty directory next to `target` ("<target>.tmp.<pid>", emptied if it was left by an
+// earlier process of this pid), to fill and hand to ReplaceDirectory.
+absl::StatusOr<std::string> MakeScratchDirectory(const std::string& target);
 
 // The whole file; NotFound (or the errno's code) naming the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);

@@ -1,7 +1,5 @@
 #include "common/model/model_dir.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <map>
 
@@ -161,15 +159,8 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
 absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
                                 std::string_view tokenizer_json,
                                 const GenerationConfig& generation) {
-  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
-  const fs::path temp = fs::path(target.string() + ".tmp." + std::to_string(::getpid()));
-  std::error_code error;
-  fs::remove_all(temp, error);
-  fs::create_directories(temp, error);
-  if (error)
-    return absl::InternalError(
-        absl::StrCat("cannot create ", temp.string(), ": ", error.message()));
-
+  DS_ASSIGN_OR_RETURN(const std::string scratch, MakeScratchDirectory(dir));
+  const fs::path temp(scratch);
   const Qwen2Config& config = model.config();
   DS_ASSIGN_OR_RETURN(const Dtype dtype, WeightDtype(config.dtype));
   DS_ASSIGN_OR_RETURN(const at::ScalarType torch_dtype, TorchDtype(dtype, "weights"));
@@ -189,7 +180,7 @@ absl::Status SaveModelDirectory(const std::string& dir, const Qwen2Model& model,
   DS_RETURN_IF_ERROR(
       WriteFileAtomically((temp / "generation_config.json").string(), generation.ToJson()));
   DS_RETURN_IF_ERROR(WriteFileAtomically((temp / "tokenizer.json").string(), tokenizer_json));
-  return ReplaceDirectory(temp.string(), target.string());
+  return ReplaceDirectory(scratch, dir);
 }
 
 absl::Status InitModelDirectory(std::string_view preset, const std::string& dir, uint64_t seed,

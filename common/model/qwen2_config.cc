@@ -104,14 +104,10 @@ int64_t Qwen2Config::NumParameters() const {
          (tie_word_embeddings ? 0 : embed);
 }
 
-absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::string_view source) {
-  const std::string where(source);
-  Json j = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(where, ": not valid JSON"));
-  if (!j.is_object())
-    return absl::InvalidArgumentError(absl::StrCat(where, ": expected a JSON object"));
-  Reader r(j, where);
+namespace {
 
+// Only what this implementation computes: Qwen2 with SwiGLU and full attention everywhere.
+absl::Status CheckSupported(const Reader& r) {
   if (const Json* type = r.Find("model_type"); type == nullptr || *type != "qwen2") {
     return r.Error("model_type",
                    absl::StrCat("must be \"qwen2\", got ", type ? type->dump() : "nothing"));
@@ -140,28 +136,11 @@ absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::st
       }
     }
   }
+  return absl::OkStatus();
+}
 
-  Qwen2Config c;
-  DS_ASSIGN_OR_RETURN(c.vocab_size, r.PositiveInt("vocab_size"));
-  DS_ASSIGN_OR_RETURN(c.hidden_size, r.PositiveInt("hidden_size"));
-  DS_ASSIGN_OR_RETURN(c.intermediate_size, r.PositiveInt("intermediate_size"));
-  DS_ASSIGN_OR_RETURN(c.num_hidden_layers, r.PositiveInt("num_hidden_layers"));
-  DS_ASSIGN_OR_RETURN(c.num_attention_heads, r.PositiveInt("num_attention_heads"));
-  DS_ASSIGN_OR_RETURN(c.num_key_value_heads,
-                      r.OptionalPositiveInt("num_key_value_heads", c.num_attention_heads));
-  if (c.hidden_size % c.num_attention_heads != 0 && r.Find("head_dim") == nullptr) {
-    return r.Error("head_dim",
-                   "is missing and hidden_size is not divisible by num_attention_heads");
-  }
-  DS_ASSIGN_OR_RETURN(c.head_dim,
-                      r.OptionalPositiveInt("head_dim", c.hidden_size / c.num_attention_heads));
-  DS_ASSIGN_OR_RETURN(c.rms_norm_eps, r.OptionalNumber("rms_norm_eps", 1e-6));
-  DS_ASSIGN_OR_RETURN(c.max_position_embeddings,
-                      r.OptionalPositiveInt("max_position_embeddings", 32768));
-  DS_ASSIGN_OR_RETURN(c.tie_word_embeddings, r.OptionalBool("tie_word_embeddings", false));
-  DS_ASSIGN_OR_RETURN(c.initializer_range, r.OptionalNumber("initializer_range", 0.02));
-
-  // RoPE: classic `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`.
+// RoPE: classic `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`.
+absl::Status ReadRope(const Reader& r, Qwen2Config& c) {
   DS_ASSIGN_OR_RETURN(c.rope_theta, r.OptionalNumber("rope_theta", 10000.0));
   if (const Json* params = r.Find("rope_parameters")) {
     if (!params->is_object()) return r.Error("rope_parameters", "must be an object");
@@ -182,7 +161,11 @@ absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::st
     }
   }
   if (!(c.rope_theta > 0)) return r.Error("rope_theta", "must be > 0");
+  return absl::OkStatus();
+}
 
+// torch_dtype (or transformers 5's dtype), with PyTorch's aliases float and half.
+absl::Status ReadDtype(const Reader& r, Qwen2Config& c) {
   const Json* dtype = r.Find("torch_dtype");
   if (dtype == nullptr) dtype = r.Find("dtype");
   if (dtype != nullptr) {
@@ -196,6 +179,41 @@ absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::st
                      absl::StrCat("is \"", c.dtype, "\": expected float32, bfloat16 or float16"));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Qwen2Config> Qwen2Config::FromJson(std::string_view json, std::string_view source) {
+  const std::string where(source);
+  Json j = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(where, ": not valid JSON"));
+  if (!j.is_object())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": expected a JSON object"));
+  Reader r(j, where);
+  DS_RETURN_IF_ERROR(CheckSupported(r));
+  Qwen2Config c;
+  DS_ASSIGN_OR_RETURN(c.vocab_size, r.PositiveInt("vocab_size"));
+  DS_ASSIGN_OR_RETURN(c.hidden_size, r.PositiveInt("hidden_size"));
+  DS_ASSIGN_OR_RETURN(c.intermediate_size, r.PositiveInt("intermediate_size"));
+  DS_ASSIGN_OR_RETURN(c.num_hidden_layers, r.PositiveInt("num_hidden_layers"));
+  DS_ASSIGN_OR_RETURN(c.num_attention_heads, r.PositiveInt("num_attention_heads"));
+  DS_ASSIGN_OR_RETURN(c.num_key_value_heads,
+                      r.OptionalPositiveInt("num_key_value_heads", c.num_attention_heads));
+  if (c.hidden_size % c.num_attention_heads != 0 && r.Find("head_dim") == nullptr) {
+    return r.Error("head_dim",
+                   "is missing and hidden_size is not divisible by num_attention_heads");
+  }
+  DS_ASSIGN_OR_RETURN(c.head_dim,
+                      r.OptionalPositiveInt("head_dim", c.hidden_size / c.num_attention_heads));
+  DS_ASSIGN_OR_RETURN(c.rms_norm_eps, r.OptionalNumber("rms_norm_eps", 1e-6));
+  DS_ASSIGN_OR_RETURN(c.max_position_embeddings,
+                      r.OptionalPositiveInt("max_position_embeddings", 32768));
+  DS_ASSIGN_OR_RETURN(c.tie_word_embeddings, r.OptionalBool("tie_word_embeddings", false));
+  DS_ASSIGN_OR_RETURN(c.initializer_range, r.OptionalNumber("initializer_range", 0.02));
+
+  DS_RETURN_IF_ERROR(ReadRope(r, c));
+  DS_RETURN_IF_ERROR(ReadDtype(r, c));
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> bos, r.IntOrList("bos_token_id"));
   if (!bos.empty()) c.bos_token_id = bos.front();
   DS_ASSIGN_OR_RETURN(c.eos_token_ids, r.IntOrList("eos_token_id"));

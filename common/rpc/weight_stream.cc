@@ -38,6 +38,13 @@ v1::WeightEncoding ToWireEncoding(WeightEncoding encoding) {
   }
 }
 
+// `value`, or its error with `context` in front.
+template <typename T>
+absl::StatusOr<T> In(absl::StatusOr<T> value, std::string_view context) {
+  if (!value.ok()) return Annotate(value.status(), context);
+  return value;
+}
+
 }  // namespace
 
 absl::StatusOr<v1::TensorDtype> ToWireDtype(Dtype dtype) {
@@ -143,126 +150,132 @@ absl::Status WeightChunkAssembler::Add(const v1::WeightChunk& chunk) {
         absl::StrCat("weight stream: a chunk after the trailer of version ", current_.version,
                      "; Take() it first"));
   }
-  // Every refusal below leaves the assembler failed until Reset().
-  auto fail = [this](absl::Status status) {
-    failed_ = true;
-    return Annotate(status, "weight stream");
-  };
   const std::string version =
       have_header_ ? absl::StrCat("version ", current_.version) : std::string("no version");
+  absl::Status status;
   switch (chunk.part_case()) {
-    case v1::WeightChunk::kHeader: {
-      const v1::WeightHeader& header = chunk.header();
-      if (have_header_) {
-        return fail(
-            absl::InvalidArgumentError(absl::StrCat("a second header (version ", header.version(),
-                                                    ") while ", version, " is in progress")));
-      }
-      if (header.encoded_bytes() > max_bytes_) {
-        return fail(absl::ResourceExhaustedError(
-            absl::StrCat("version ", header.version(), " has ", header.encoded_bytes(),
-                         " encoded bytes, more than the limit of ", max_bytes_)));
-      }
-      EncodedWeights w;
-      w.version = header.version();
-      absl::StatusOr<WeightEncoding> encoding = FromWireEncoding(header.encoding());
-      if (!encoding.ok()) {
-        return fail(Annotate(encoding.status(), absl::StrCat("version ", header.version())));
-      }
-      w.encoding = *encoding;
-      if (w.encoding == WeightEncoding::kFile && header.encoded_bytes() != 0) {
-        return fail(absl::InvalidArgumentError(
-            absl::StrCat("version ", header.version(), ": FILE-encoded, yet ",
-                         header.encoded_bytes(), " encoded bytes announced")));
-      }
-      w.base_version = header.base_version();
-      w.model_config_json = header.model_config_json();
-      w.total_bytes = header.total_bytes();
-      w.tensors.reserve(static_cast<size_t>(header.tensors_size()));
-      for (const v1::TensorSpec& spec : header.tensors()) {
-        absl::StatusOr<Dtype> dtype = FromWireDtype(spec.dtype());
-        if (!dtype.ok()) {
-          return fail(Annotate(dtype.status(), absl::StrCat("version ", header.version(),
-                                                            ": tensor '", spec.name(), "'")));
-        }
-        WeightTensor& t = w.tensors.emplace_back();
-        t.name = spec.name();
-        t.dtype = *dtype;
-        t.shape.assign(spec.shape().begin(), spec.shape().end());
-        t.offset = spec.offset();
-        t.size = spec.size();
-        t.checksum = spec.checksum();
-      }
-      current_ = std::move(w);
-      expected_bytes_ = header.encoded_bytes();
-      try {
-        current_.data.reserve(expected_bytes_);
-      } catch (const std::exception&) {  // std::bad_alloc, std::length_error
-        return fail(absl::ResourceExhaustedError(
-            absl::StrCat("version ", header.version(), " announces ", expected_bytes_,
-                         " encoded bytes; this process cannot allocate them")));
-      }
-      hash_ = std::make_unique<StreamingHash64>();
-      have_header_ = true;
-      return absl::OkStatus();
-    }
-    case v1::WeightChunk::kData: {
-      if (!have_header_) return fail(absl::InvalidArgumentError("a data chunk before the header"));
-      const std::string& data = chunk.data();
-      const uint64_t received = current_.data.size();
-      if (chunk.offset() != received) {
-        return fail(absl::InvalidArgumentError(absl::StrCat(
-            version, ": a data chunk at offset ", chunk.offset(), ", expected ", received)));
-      }
-      if (data.size() > expected_bytes_ - received || data.size() > max_bytes_ - received) {
-        return fail(absl::InvalidArgumentError(
-            absl::StrCat(version, ": ", received + data.size(), " bytes of data, more than the ",
-                         expected_bytes_, " the header announced")));
-      }
-      current_.data.append(data);
-      hash_->Update(data);
-      return absl::OkStatus();
-    }
-    case v1::WeightChunk::kFile: {
-      if (!have_header_) return fail(absl::InvalidArgumentError("a file chunk before the header"));
-      if (current_.encoding != WeightEncoding::kFile) {
-        return fail(absl::InvalidArgumentError(
-            absl::StrCat(version, ": a file chunk in a stream that is not FILE-encoded")));
-      }
-      if (!current_.file_path.empty()) {
-        return fail(absl::InvalidArgumentError(absl::StrCat(version, ": a second file chunk")));
-      }
-      if (chunk.file().path().empty()) {
-        return fail(
-            absl::InvalidArgumentError(absl::StrCat(version, ": a file chunk without a path")));
-      }
-      current_.file_path = chunk.file().path();
-      return absl::OkStatus();
-    }
-    case v1::WeightChunk::kTrailer: {
-      if (!have_header_) return fail(absl::InvalidArgumentError("a trailer before the header"));
-      if (current_.encoding == WeightEncoding::kFile && current_.file_path.empty()) {
-        return fail(absl::InvalidArgumentError(
-            absl::StrCat(version, ": the trailer of a FILE-encoded stream before its file chunk")));
-      }
-      if (current_.data.size() != expected_bytes_) {
-        return fail(absl::InvalidArgumentError(absl::StrCat(version, ": the trailer after ",
-                                                            current_.data.size(), " of ",
-                                                            expected_bytes_, " bytes")));
-      }
-      const uint64_t received = hash_->Digest();
-      if (chunk.trailer().encoded_checksum() != received) {
-        return fail(absl::DataLossError(absl::StrCat(
-            version, ": the trailer's checksum ", HashHex64(chunk.trailer().encoded_checksum()),
-            " does not match the received bytes' ", HashHex64(received))));
-      }
-      current_.data_checksum = received;
-      complete_ = true;
-      return absl::OkStatus();
-    }
+    case v1::WeightChunk::kHeader:
+      status = AddHeader(chunk.header(), version);
+      break;
+    case v1::WeightChunk::kData:
+      status = AddData(chunk, version);
+      break;
+    case v1::WeightChunk::kFile:
+      status = AddFile(chunk.file(), version);
+      break;
+    case v1::WeightChunk::kTrailer:
+      status = AddTrailer(chunk.trailer(), version);
+      break;
     default:
-      return fail(absl::InvalidArgumentError(absl::StrCat(version, ": an empty chunk")));
+      status = absl::InvalidArgumentError(absl::StrCat(version, ": an empty chunk"));
   }
+  // Every refusal leaves the assembler failed until Reset().
+  if (!status.ok()) {
+    failed_ = true;
+    return Annotate(status, "weight stream");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WeightChunkAssembler::AddHeader(const v1::WeightHeader& header,
+                                             const std::string& version) {
+  if (have_header_) {
+    return absl::InvalidArgumentError(absl::StrCat("a second header (version ", header.version(),
+                                                   ") while ", version, " is in progress"));
+  }
+  const std::string what = absl::StrCat("version ", header.version());
+  if (header.encoded_bytes() > max_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, " has ", header.encoded_bytes(),
+                                                     " encoded bytes, more than the limit of ",
+                                                     max_bytes_));
+  }
+  EncodedWeights w;
+  w.version = header.version();
+  DS_ASSIGN_OR_RETURN(w.encoding, In(FromWireEncoding(header.encoding()), what));
+  if (w.encoding == WeightEncoding::kFile && header.encoded_bytes() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": FILE-encoded, yet ", header.encoded_bytes(), " encoded bytes announced"));
+  }
+  w.base_version = header.base_version();
+  w.model_config_json = header.model_config_json();
+  w.total_bytes = header.total_bytes();
+  w.tensors.reserve(static_cast<size_t>(header.tensors_size()));
+  for (const v1::TensorSpec& spec : header.tensors()) {
+    WeightTensor& t = w.tensors.emplace_back();
+    DS_ASSIGN_OR_RETURN(t.dtype, In(FromWireDtype(spec.dtype()),
+                                    absl::StrCat(what, ": tensor '", spec.name(), "'")));
+    t.name = spec.name();
+    t.shape.assign(spec.shape().begin(), spec.shape().end());
+    t.offset = spec.offset();
+    t.size = spec.size();
+    t.checksum = spec.checksum();
+  }
+  current_ = std::move(w);
+  expected_bytes_ = header.encoded_bytes();
+  try {
+    current_.data.reserve(expected_bytes_);
+  } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " announces ", expected_bytes_, " encoded bytes; this process cannot allocate them"));
+  }
+  hash_ = std::make_unique<StreamingHash64>();
+  have_header_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status WeightChunkAssembler::AddData(const v1::WeightChunk& chunk,
+                                           const std::string& version) {
+  if (!have_header_) return absl::InvalidArgumentError("a data chunk before the header");
+  const std::string& data = chunk.data();
+  const uint64_t received = current_.data.size();
+  if (chunk.offset() != received) {
+    return absl::InvalidArgumentError(absl::StrCat(version, ": a data chunk at offset ",
+                                                   chunk.offset(), ", expected ", received));
+  }
+  if (data.size() > expected_bytes_ - received || data.size() > max_bytes_ - received) {
+    return absl::InvalidArgumentError(absl::StrCat(version, ": ", received + data.size(),
+                                                   " bytes of data, more than the ",
+                                                   expected_bytes_, " the header announced"));
+  }
+  current_.data.append(data);
+  hash_->Update(data);
+  return absl::OkStatus();
+}
+
+absl::Status WeightChunkAssembler::AddFile(const v1::WeightFile& file, const std::string& version) {
+  if (!have_header_) return absl::InvalidArgumentError("a file chunk before the header");
+  if (current_.encoding != WeightEncoding::kFile) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(version, ": a file chunk in a stream that is not FILE-encoded"));
+  }
+  if (!current_.file_path.empty())
+    return absl::InvalidArgumentError(absl::StrCat(version, ": a second file chunk"));
+  if (file.path().empty())
+    return absl::InvalidArgumentError(absl::StrCat(version, ": a file chunk without a path"));
+  current_.file_path = file.path();
+  return absl::OkStatus();
+}
+
+absl::Status WeightChunkAssembler::AddTrailer(const v1::WeightTrailer& trailer,
+                                              const std::string& version) {
+  if (!have_header_) return absl::InvalidArgumentError("a trailer before the header");
+  if (current_.encoding == WeightEncoding::kFile && current_.file_path.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(version, ": the trailer of a FILE-encoded stream before its file chunk"));
+  }
+  if (current_.data.size() != expected_bytes_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        version, ": the trailer after ", current_.data.size(), " of ", expected_bytes_, " bytes"));
+  }
+  const uint64_t received = hash_->Digest();
+  if (trailer.encoded_checksum() != received) {
+    return absl::DataLossError(
+        absl::StrCat(version, ": the trailer's checksum ", HashHex64(trailer.encoded_checksum()),
+                     " does not match the received bytes' ", HashHex64(received)));
+  }
+  current_.data_checksum = received;
+  complete_ = true;
+  return absl::OkStatus();
 }
 
 }  // namespace deepsearch::rpc

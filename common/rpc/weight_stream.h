@@ -69,6 +69,13 @@ class WeightChunkAssembler {
   void Reset();
 
  private:
+  // Add's parts, one per kind of chunk; `version` names the version in progress. A refusal
+  // is returned as it is; Add marks the assembler failed.
+  absl::Status AddHeader(const deepsearch::v1::WeightHeader& header, const std::string& version);
+  absl::Status AddData(const deepsearch::v1::WeightChunk& chunk, const std::string& version);
+  absl::Status AddFile(const deepsearch::v1::WeightFile& file, const std::string& version);
+  absl::Status AddTrailer(const deepsearch::v1::WeightTrailer& trailer, const std::string& version);
+
   uint64_t max_bytes_;
   bool have_header_ = false;
   bool complete_ = false;

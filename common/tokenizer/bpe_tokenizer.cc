@@ -129,6 +129,27 @@ absl::Status BpeTokenizer::ReadModel(const nlohmann::json& model, const JsonFiel
   DS_ASSIGN_OR_RETURN(fuse_unk_, fields.OptionalBool(model, "model", "fuse_unk", false));
   DS_ASSIGN_OR_RETURN(ignore_merges_, fields.OptionalBool(model, "model", "ignore_merges", false));
 
+  DS_RETURN_IF_ERROR(ReadVocab(model, fields));
+  for (int b = 0; b < 256; ++b) {
+    std::string character;
+    AppendUtf8(ByteToUnicode(static_cast<uint8_t>(b)), &character);
+    const auto it = vocab_.find(character);
+    byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+  }
+
+  DS_ASSIGN_OR_RETURN(std::string unk, fields.OptionalString(model, "model", "unk_token", ""));
+  if (!unk.empty()) {
+    const auto it = vocab_.find(unk);
+    if (it == vocab_.end()) {
+      return fields.Error("model.unk_token", absl::StrCat("'", unk, "' is not in model.vocab"));
+    }
+    unk_id_ = it->second;
+  }
+
+  return ReadMerges(model, fields);
+}
+
+absl::Status BpeTokenizer::ReadVocab(const nlohmann::json& model, const JsonFields& fields) {
   DS_ASSIGN_OR_RETURN(const nlohmann::json* vocab, fields.Required(model, "model", "vocab"));
   if (!vocab->is_object()) {
     return fields.Error(
@@ -160,22 +181,10 @@ absl::Status BpeTokenizer::ReadModel(const nlohmann::json& model, const JsonFiel
   }
   if (vocab_.empty()) return fields.Error("model.vocab", "empty");
 
-  for (int b = 0; b < 256; ++b) {
-    std::string character;
-    AppendUtf8(ByteToUnicode(static_cast<uint8_t>(b)), &character);
-    const auto it = vocab_.find(character);
-    byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
-  }
+  return absl::OkStatus();
+}
 
-  DS_ASSIGN_OR_RETURN(std::string unk, fields.OptionalString(model, "model", "unk_token", ""));
-  if (!unk.empty()) {
-    const auto it = vocab_.find(unk);
-    if (it == vocab_.end()) {
-      return fields.Error("model.unk_token", absl::StrCat("'", unk, "' is not in model.vocab"));
-    }
-    unk_id_ = it->second;
-  }
-
+absl::Status BpeTokenizer::ReadMerges(const nlohmann::json& model, const JsonFields& fields) {
   DS_ASSIGN_OR_RETURN(const nlohmann::json* merges, fields.Required(model, "model", "merges"));
   if (!merges->is_array()) {
     return fields.Error("model.merges",

@@ -86,6 +86,10 @@ class BpeTokenizer final : public Tokenizer {
   BpeTokenizer() = default;
 
   absl::Status ReadModel(const nlohmann::json& model, const JsonFields& fields);
+  // model.vocab (token: id, ids unique) and model.merges (pairs of vocab tokens whose merge is
+  // in the vocab, ranked by their order), parts of ReadModel.
+  absl::Status ReadVocab(const nlohmann::json& model, const JsonFields& fields);
+  absl::Status ReadMerges(const nlohmann::json& model, const JsonFields& fields);
   absl::Status ReadPreTokenizer(const nlohmann::json& root, const JsonFields& fields);
 
   // Calls `piece_fn(piece)` for each pre-token of the text between added tokens.

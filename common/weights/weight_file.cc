@@ -173,6 +173,85 @@ absl::Status SyncWeightFile(const std::string& path) {
   return SyncDirectory(parent.empty() ? "." : parent.string());
 }
 
+namespace {
+
+// The file's tensors in the order its metadata lists them (the manifest's order).
+absl::StatusOr<std::vector<const SafetensorsFile::TensorView*>> ListedTensors(
+    const SafetensorsFile& file, const std::string& order_text, const std::string& what) {
+  const nlohmann::json order = nlohmann::json::parse(order_text, nullptr, false);
+  const std::vector<SafetensorsFile::TensorView>& in_file = file.tensors();
+  if (!order.is_array() || order.size() != in_file.size()) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": '", kOrderKey, "' does not list its ", in_file.size(), " tensors"));
+  }
+  std::vector<const SafetensorsFile::TensorView*> views;
+  views.reserve(order.size());
+  for (const nlohmann::json& name : order) {
+    const SafetensorsFile::TensorView* t =
+        name.is_string() ? file.Find(name.get<std::string>()) : nullptr;
+    if (t == nullptr) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": '", kOrderKey, "' names a tensor the file lacks: ", name.dump()));
+    }
+    views.push_back(t);
+  }
+  return views;
+}
+
+// The set's computed checksums against those the file records (per tensor, or of the whole
+// payload for older files).
+absl::Status CheckRecordedChecksums(const WeightSet& set, const std::string* per_tensor,
+                                    const std::string* payload, const std::string& what) {
+  if (per_tensor != nullptr) {
+    const nlohmann::json recorded = nlohmann::json::parse(*per_tensor, nullptr, false);
+    if (!recorded.is_array() || recorded.size() != set.tensors.size()) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": '", kTensorChecksumsKey, "' does not list a checksum per tensor"));
+    }
+    for (size_t i = 0; i < set.tensors.size(); ++i) {
+      const std::string computed = HashHex64(set.tensors[i].checksum);
+      if (!recorded[i].is_string() || recorded[i].get<std::string>() != computed) {
+        return absl::DataLossError(absl::StrCat(what, ": tensor '", set.tensors[i].name,
+                                                "' has checksum ", computed, ", the file records ",
+                                                recorded[i].dump()));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (payload != nullptr) {
+    const std::string computed = HashHex64(Hash64(set.data()));
+    if (computed != *payload) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": payload checksum ", computed, ", the file records ", *payload));
+    }
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(
+      absl::StrCat(what, ": no checksum metadata ('", kTensorChecksumsKey, "')"));
+}
+
+// The first difference between the expected manifest and the file's tensors, as DATA_LOSS.
+absl::Status CheckManifest(const std::vector<WeightTensor>& expected,
+                           const std::vector<WeightTensor>& got, const std::string& what) {
+  for (size_t i = 0; i < std::max(expected.size(), got.size()); ++i) {
+    if (i >= expected.size()) {
+      return absl::DataLossError(absl::StrCat(what, ": holds tensor ", Describe(got[i]),
+                                              " beyond the ", expected.size(), " expected"));
+    }
+    if (i >= got.size()) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": lacks the expected tensor ", Describe(expected[i])));
+    }
+    if (!(expected[i] == got[i])) {
+      return absl::DataLossError(absl::StrCat(what, ": tensor ", i, " is ", Describe(got[i]),
+                                              ", expected ", Describe(expected[i])));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<WeightSet> ReadWeightFile(const std::string& path, const WeightFileCheck& check) {
   OwnedFd owned(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   const int fd = owned.fd;
@@ -208,30 +287,14 @@ absl::StatusOr<WeightSet> ReadWeightFile(const std::string& path, const WeightFi
         absl::StrCat(what, ": holds version ", set.version, ", expected ", check.version));
   }
   if (const std::string* config = field(kConfigKey)) set.model_config_json = *config;
-
-  const nlohmann::json order = nlohmann::json::parse(*order_text, nullptr, false);
-  const std::vector<SafetensorsFile::TensorView>& in_file = file->tensors();
-  if (!order.is_array() || order.size() != in_file.size()) {
-    return absl::DataLossError(
-        absl::StrCat(what, ": '", kOrderKey, "' does not list its ", in_file.size(), " tensors"));
-  }
-  std::vector<const SafetensorsFile::TensorView*> views;
-  views.reserve(order.size());
-  bool in_order = true;  // the file's data section is the manifest-order payload
-  for (const nlohmann::json& name : order) {
-    const SafetensorsFile::TensorView* t =
-        name.is_string() ? file->Find(name.get<std::string>()) : nullptr;
-    if (t == nullptr) {
-      return absl::DataLossError(
-          absl::StrCat(what, ": '", kOrderKey, "' names a tensor the file lacks: ", name.dump()));
-    }
-    in_order = in_order && t == &in_file[views.size()];
-    views.push_back(t);
-  }
+  DS_ASSIGN_OR_RETURN(const std::vector<const SafetensorsFile::TensorView*> views,
+                      ListedTensors(*file, *order_text, what));
 
   uint64_t offset = 0;
+  bool in_order = true;  // the file's data section is the manifest-order payload
   set.tensors.reserve(views.size());
   for (const SafetensorsFile::TensorView* v : views) {
+    in_order = in_order && v == &file->tensors()[set.tensors.size()];
     WeightTensor& t = set.tensors.emplace_back();
     t.name = v->name;
     t.dtype = v->dtype;
@@ -257,50 +320,10 @@ absl::StatusOr<WeightSet> ReadWeightFile(const std::string& path, const WeightFi
       set.payload.append(reinterpret_cast<const char*>(v->data), v->size);
     for (WeightTensor& t : set.tensors) t.checksum = Hash64(set.Bytes(t));
   }
-
-  if (const std::string* text = field(kTensorChecksumsKey)) {
-    const nlohmann::json recorded = nlohmann::json::parse(*text, nullptr, false);
-    if (!recorded.is_array() || recorded.size() != set.tensors.size()) {
-      return absl::DataLossError(
-          absl::StrCat(what, ": '", kTensorChecksumsKey, "' does not list a checksum per tensor"));
-    }
-    for (size_t i = 0; i < set.tensors.size(); ++i) {
-      const std::string computed = HashHex64(set.tensors[i].checksum);
-      if (!recorded[i].is_string() || recorded[i].get<std::string>() != computed) {
-        return absl::DataLossError(absl::StrCat(what, ": tensor '", set.tensors[i].name,
-                                                "' has checksum ", computed, ", the file records ",
-                                                recorded[i].dump()));
-      }
-    }
-  } else if (const std::string* text = field(kPayloadChecksumKey)) {
-    const std::string computed = HashHex64(Hash64(set.data()));
-    if (computed != *text) {
-      return absl::DataLossError(
-          absl::StrCat(what, ": payload checksum ", computed, ", the file records ", *text));
-    }
-  } else {
-    return absl::DataLossError(
-        absl::StrCat(what, ": no checksum metadata ('", kTensorChecksumsKey, "')"));
-  }
-
-  if (check.manifest != nullptr && *check.manifest != set.tensors) {
-    const std::vector<WeightTensor>& expected = *check.manifest;
-    for (size_t i = 0; i < std::max(expected.size(), set.tensors.size()); ++i) {
-      if (i >= expected.size()) {
-        return absl::DataLossError(absl::StrCat(what, ": holds tensor ", Describe(set.tensors[i]),
-                                                " beyond the ", expected.size(), " expected"));
-      }
-      if (i >= set.tensors.size()) {
-        return absl::DataLossError(
-            absl::StrCat(what, ": lacks the expected tensor ", Describe(expected[i])));
-      }
-      if (!(expected[i] == set.tensors[i])) {
-        return absl::DataLossError(absl::StrCat(what, ": tensor ", i, " is ",
-                                                Describe(set.tensors[i]), ", expected ",
-                                                Describe(expected[i])));
-      }
-    }
-  }
+  DS_RETURN_IF_ERROR(
+      CheckRecordedChecksums(set, field(kTensorChecksumsKey), field(kPayloadChecksumKey), what));
+  if (check.manifest != nullptr && *check.manifest != set.tensors)
+    DS_RETURN_IF_ERROR(CheckManifest(*check.manifest, set.tensors, what));
   return set;
 }
 
