@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
+#include "common/core/backoff.h"
 #include "common/core/files.h"
 #include "common/core/logging.h"
 #include "common/core/rng.h"
@@ -167,6 +168,8 @@ absl::Status Learner::Impl::Publish(WeightSet& set) {
     stats.weight_version = version;
   };
   absl::Status status = absl::OkStatus();
+  // The schedule every client of a peer uses (common/core/backoff.h), from 100 ms up to 2 s.
+  Backoff backoff(absl::Milliseconds(100), absl::Seconds(2), static_cast<uint64_t>(set.version));
   for (int attempt = 1; attempt <= options.publish_attempts; ++attempt) {
     // Once per process: only a learner that restarted can be behind the cache's numbering
     // (later, a version taken by other weights shows as FAILED_PRECONDITION below).
@@ -198,7 +201,7 @@ absl::Status Learner::Impl::Publish(WeightSet& set) {
     }
     log::Warning("learner: publishing weight version {} failed (attempt {} of {}): {}", set.version,
                  attempt, options.publish_attempts, status.message());
-    absl::SleepFor(absl::Milliseconds(100) * attempt);
+    if (attempt < options.publish_attempts) absl::SleepFor(backoff.Next());
   }
   {
     absl::MutexLock lock(&mu);
