@@ -75,7 +75,7 @@ absl::StatusOr<Json> GradeLine(const std::string& line, GradeMode mode) {
   Json record;
   try {
     record = Json::parse(line);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1e999)
     return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
   }
   if (!record.is_object()) {

@@ -34,7 +34,7 @@ absl::StatusOr<std::vector<TokenId>> ParseIds(const std::string& line, const Tok
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
   }
   if (!j.is_array()) return absl::InvalidArgumentError("expected a JSON array of token ids");

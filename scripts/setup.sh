@@ -17,8 +17,8 @@ PACKAGES=(
   # Toolchain and build.
   build-essential ccache cmake git ninja-build pkg-config
   # Formatting and static analysis (the format check and clang's -Wthread-safety analysis
-  # run in the test suite).
-  clang clang-format clang-tidy
+  # run in the test suite), and libFuzzer with the sanitizers' runtimes (the fuzz smoke run).
+  clang clang-format clang-tidy libclang-rt-14-dev
   # LibTorch (CPU) with a fast BLAS; without OpenBLAS LibTorch falls back to the
   # reference BLAS, ~16x slower. Gloo headers are for c10d's ProcessGroupGloo.
   libgloo-dev libopenblas0-openmp libtorch-dev

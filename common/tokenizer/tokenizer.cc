@@ -20,7 +20,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> ParseTokenizerJson(std::string_view j
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     return absl::InvalidArgumentError(
         absl::StrCat(std::string(source), ": malformed JSON: ", e.what()));
   }

@@ -137,7 +137,7 @@ absl::StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, std::strin
   nlohmann::json value;
   try {
     value = nlohmann::json::parse(text.begin(), text.end(), callback);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     // Drop the "[json.exception.parse_error.101] " prefix: the rest says where and why.
     std::string message = e.what();
     if (const size_t close = message.find("] ");

@@ -177,6 +177,16 @@ TEST(SafetensorsCorruptTest, NotJsonSaysWhereTheParserStopped) {
   EXPECT_THAT(status.message(), ::testing::Not(HasSubstr("json.exception")));
 }
 
+// Found by fuzz/fuzz_safetensors (fuzz/regressions/fuzz_safetensors/number_overflow_in_header):
+// a number too large for a double made the JSON parser throw out_of_range, which escaped and
+// ended the process. It is an invalid header like any other.
+TEST(SafetensorsCorruptTest, ANumberPastADoubleIsAnInvalidHeaderNotACrash) {
+  const absl::Status status = ParseBytes(PaddedFile(R"({"__metadata__": {}, "x": 1e99999})"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("number overflow"));
+  EXPECT_THAT(status.message(), ::testing::Not(HasSubstr("json.exception")));
+}
+
 TEST(SafetensorsCorruptTest, FileSystemErrorsNameThePath) {
   TempDir dir;
   const std::string missing = dir.File("missing.safetensors");
