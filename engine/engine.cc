@@ -6,10 +6,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/engine_internal.h"
 
 #include "common/core/logging.h"
 #include "common/core/status.h"
-#include "engine/engine_internal.h"
 
 namespace deepsearch {
 

@@ -45,9 +45,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-
-#include "search/policy.h"
 #include "engine/radix_cache.h"
+#include "search/policy.h"
+
 #include "common/core/metrics.h"
 #include "common/model/kv_cache.h"
 #include "common/model/qwen2_model.h"

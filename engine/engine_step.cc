@@ -1,16 +1,16 @@
-// One iteration of the engine's loop (engine.h, steps 1 to 4 and the KV budget): admission under the batch and
-// token budgets, chunked prefill, one decode step, room made in the KV pool by evicting the
-// radix caches and then by preempting the most recent request, and the finish of samples and
-// requests.
+// One iteration of the engine's loop (engine.h, steps 1 to 4 and the KV budget): admission under
+// the batch and token budgets, chunked prefill, one decode step, room made in the KV pool by
+// evicting the radix caches and then by preempting the most recent request, and the finish of
+// samples and requests.
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/engine.h"
+#include "engine/engine_internal.h"
 
 #include "common/core/logging.h"
 #include "common/core/status.h"
-#include "engine/engine.h"
-#include "engine/engine_internal.h"
 
 namespace deepsearch {
 

@@ -13,9 +13,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-
 #include "engine/engine.h"
 #include "engine/engine_config.h"
+
 #include "common/model/model_dir.h"
 #include "common/weights/weight_set.h"
 

@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
   const ds::WeightSet v1 = Set(1, 1), v2 = Set(2, 2);
   Write("fuzz_weight_stream", "full", Stream(ds::EncodeFull(v1)));
   auto delta = ds::EncodeDelta(v2, v1);
-  if (delta.ok()) Write("fuzz_weight_stream", "full_then_delta", Stream(ds::EncodeFull(v1)) + Stream(*delta));
+  if (delta.ok())
+    Write("fuzz_weight_stream", "full_then_delta", Stream(ds::EncodeFull(v1)) + Stream(*delta));
 
   ds::v1::TrajectoryBatch batch;
   *batch.add_trajectories() = Trajectory();

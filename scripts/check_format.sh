@@ -4,8 +4,10 @@
 #   scripts/check_format.sh --fix    rewrite the files in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find actor bench cache_service cli common learner proto tests \
-  \( -name '*.h' -o -name '*.cc' -o -name '*.proto' \) -type f 2>/dev/null | sort)
+# Every C++ and proto file git tracks, and the new ones it does not ignore: a folder added
+# later is checked without editing this list.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- \
+  '*.h' '*.cc' '*.cu' '*.cuh' '*.proto' | sort -u | while read -r f; do [[ -f "$f" ]] && echo "$f"; done)
 if [[ "${1:-}" == "--fix" ]]; then
   clang-format -i "${files[@]}"
   exit 0

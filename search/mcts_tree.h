@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "search/search_params.h"
+
 #include "common/core/rng.h"
 #include "common/tasks/problem.h"
 

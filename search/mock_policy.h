@@ -13,7 +13,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
-
 #include "search/policy.h"
 
 namespace deepsearch {

@@ -56,10 +56,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-
 #include "search/mcts_tree.h"
 #include "search/policy.h"
 #include "search/search_params.h"
+
 #include "common/sampling/sampler.h"
 #include "common/tasks/answer_selection.h"
 #include "common/tasks/problem.h"

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "trainer/trainer.h"
 
 #include "common/core/files.h"
 #include "common/core/logging.h"
@@ -16,7 +17,6 @@
 #include "common/core/status.h"
 #include "common/model/generator.h"
 #include "common/model/model_dir.h"
-#include "trainer/trainer.h"
 
 namespace deepsearch {
 namespace {

@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-
 #include "search/prompt_format.h"
+#include "trainer/train_batch.h"
+#include "trainer/trainer_config.h"
+
 #include "common/tasks/problem.h"
 #include "common/tasks/task.h"
 #include "common/tokenizer/tokenizer.h"
-#include "trainer/train_batch.h"
-#include "trainer/trainer_config.h"
 
 namespace deepsearch {
 

@@ -9,11 +9,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/trainer_impl.h"
 
 #include "common/core/logging.h"
 #include "common/core/status.h"
 #include "common/model/cpu_kernels.h"
-#include "trainer/trainer_impl.h"
 
 namespace deepsearch {
 namespace {
@@ -388,10 +388,10 @@ absl::Status Trainer::Impl::TrainMiniBatch(std::vector<MicroBatch>& mini,
     if (proximal_from_training) SetProximal(mb, logp.detach());
     const at::Tensor ones = at::ones_like(logp);
     PolicyLossStats ls;
-    const at::Tensor loss = PolicyLoss(
-        logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
-        ones.unsqueeze(0), c.loss, c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
-        mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
+    const at::Tensor loss =
+        PolicyLoss(logp.unsqueeze(0), mb.old_logp.unsqueeze(0), mb.advantages.unsqueeze(0),
+                   ones.unsqueeze(0), c.loss, c.decoupled ? mb.behavior.unsqueeze(0) : at::Tensor(),
+                   mb.ref_logp.defined() ? mb.ref_logp.unsqueeze(0) : at::Tensor(), &ls);
     // The micro-batch's token-mean times its share of the mini-batch's (global) tokens: the
     // sum of the micro-batches is the token-mean over the whole mini-batch.
     (loss * (static_cast<double>(mb.tokens) * scale)).backward();

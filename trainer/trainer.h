@@ -42,12 +42,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-
-#include "common/model/qwen2_model.h"
 #include "trainer/gradient_reducer.h"
 #include "trainer/policy_loss.h"
 #include "trainer/train_batch.h"
 #include "trainer/trainer_config.h"
+
+#include "common/model/qwen2_model.h"
 
 namespace deepsearch {
 

@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <string>
 
-#include "common/core/config.h"
 #include "trainer/train_batch.h"
+
+#include "common/core/config.h"
 
 namespace deepsearch {
 

@@ -13,9 +13,9 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "absl/status/statusor.h"
+#include "trainer/trainer.h"
 
 #include "common/model/qwen2_model.h"
-#include "trainer/trainer.h"
 
 namespace deepsearch {
 namespace trainer_internal {

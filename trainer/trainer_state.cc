@@ -8,15 +8,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "trainer/trainer.h"
+#include "trainer/trainer_impl.h"
 
 #include "common/core/files.h"
 #include "common/core/hash.h"
 #include "common/core/status.h"
+#include "common/model/weight_export.h"
 #include "common/weights/checkpoint_files.h"
 #include "common/weights/safetensors.h"
-#include "common/model/weight_export.h"
-#include "trainer/trainer.h"
-#include "trainer/trainer_impl.h"
 
 namespace deepsearch {
 namespace {

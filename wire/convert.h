@@ -11,10 +11,10 @@
 #include "absl/status/statusor.h"
 #include "deepsearch/v1/common.pb.h"
 #include "deepsearch/v1/learner_service.pb.h"
-
 #include "search/lease_plan.h"
 #include "search/mcts_tree.h"
 #include "search/search_params.h"
+
 #include "common/sampling/sampler.h"
 #include "common/tasks/problem.h"
 
