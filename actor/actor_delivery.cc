@@ -29,6 +29,12 @@ namespace {
 
 constexpr int32_t kSolutionsPerPut = 64;
 
+absl::Status AckTimeoutError(absl::Duration timeout) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("the learner acknowledged no batch for ", absl::FormatDuration(timeout),
+                   " (actor.ack_timeout); the stream is opened again and its batches resent"));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -62,12 +68,16 @@ Actor::StreamOutcome Actor::RunStream() {
       clients_->learner_stub->StreamTrajectories(&context);
   StreamOutcome outcome;
   bool broken = false;  // guarded by mu_
+  // Since when the oldest unacknowledged batch has waited (guarded by mu_; InfiniteFuture:
+  // none waits).
+  absl::Time ack_wait_since = absl::InfiniteFuture();
   std::thread reader([&] {
     v1::TrajectoryAck ack;
     while (stream->Read(&ack)) {
       absl::MutexLock lock(&mu_);
       const std::optional<TrajectoryOutbox::Acked> acked = outbox_.Ack(ack);
       if (!acked.has_value()) continue;
+      ack_wait_since = outbox_.HasUnacked() ? absl::Now() : absl::InfiniteFuture();
       outcome.acked_any = true;
       stats_.trajectories_acked += acked->accepted;
       stats_.trajectories_duplicate += acked->duplicates;
@@ -88,6 +98,7 @@ Actor::StreamOutcome Actor::RunStream() {
     absl::MutexLock lock(&mu_);
     resend = outbox_.Reopen();
     stats_.batches_resent = outbox_.resent();
+    if (!resend.empty()) ack_wait_since = absl::Now();
   }
   bool write_failed = false;
   for (const v1::TrajectoryBatch& batch : resend) {
@@ -96,15 +107,18 @@ Actor::StreamOutcome Actor::RunStream() {
       break;
     }
   }
+  bool ack_overdue = false;
   while (!write_failed) {
     std::optional<v1::TrajectoryBatch> batch;
     {
       absl::MutexLock lock(&mu_);
-      while (!stopped_ && !broken && !outbox_.HasQueued())
+      const auto overdue = [&] { return absl::Now() - ack_wait_since >= options_.ack_timeout; };
+      while (!stopped_ && !broken && !outbox_.HasQueued() && !overdue())
         cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
-      if (stopped_ || broken) break;
+      if (stopped_ || broken || (ack_overdue = overdue())) break;
       batch = outbox_.NextBatch();
       stats_.trajectories_sent += batch->trajectories_size();
+      if (ack_wait_since == absl::InfiniteFuture()) ack_wait_since = absl::Now();
     }
     if (!stream->Write(*batch)) write_failed = true;
   }
@@ -116,6 +130,7 @@ Actor::StreamOutcome Actor::RunStream() {
   context.TryCancel();
   reader.join();
   outcome.status = rpc::FromGrpcStatus(stream->Finish());
+  if (ack_overdue) outcome.status = AckTimeoutError(options_.ack_timeout);
   UnregisterCall(&context);
   return outcome;
 }

@@ -21,6 +21,9 @@ void ActorOptions::Bind(ConfigBinder& b) {
   b.Field("renew_interval", renew_interval, "How often leases in progress are renewed").Positive();
   b.Field("rpc_timeout", rpc_timeout, "Deadline of unary calls to the learner and the cache")
       .Positive();
+  b.Field("ack_timeout", ack_timeout,
+          "A trajectory stream with a batch unacknowledged this long is reopened (batches resent)")
+      .Positive();
   b.Field("idle_poll", idle_poll, "Wait before asking again when the learner had no work")
       .Positive();
   b.Field("backoff_initial", backoff_initial, "First retry delay while a peer is down").Positive();

@@ -28,6 +28,10 @@ struct ActorOptions {
   bool put_solutions = true;
   absl::Duration renew_interval = absl::Seconds(10);
   absl::Duration rpc_timeout = absl::Seconds(10);
+  // A trajectory stream whose oldest batch has waited this long for its ack is cancelled and
+  // opened again (its batches are resent; the learner drops repeats by trajectory id): a
+  // learner that is alive to keepalives but stuck does not hold trajectories forever.
+  absl::Duration ack_timeout = absl::Minutes(2);
   absl::Duration idle_poll =
       absl::Milliseconds(500);  // when the learner has no work and no retry_after
   absl::Duration backoff_initial = absl::Milliseconds(100);

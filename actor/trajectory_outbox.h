@@ -47,6 +47,8 @@ class TrajectoryOutbox {
   bool HasQueued() const { return !queued_.empty(); }
   // Anything queued or sent and not acked.
   bool Pending() const { return !queued_.empty() || !unacked_.empty(); }
+  // Batches sent on the current stream and not acknowledged yet.
+  bool HasUnacked() const { return !unacked_.empty(); }
   // Items queued plus batches unacked (for the shutdown report).
   size_t PendingCount() const { return queued_.size() + unacked_.size(); }
 

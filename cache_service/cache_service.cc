@@ -18,6 +18,10 @@ grpc::Status Invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
 }
 
+grpc::Status TooMuch(std::string message) {
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::move(message));
+}
+
 v1::PutResult::Status ToProto(PutStatus status) {
   switch (status) {
     case PutStatus::kStored:
@@ -38,9 +42,10 @@ constexpr absl::Duration kPoll = absl::Milliseconds(200);
 grpc::Status CacheServiceImpl::PutSolutions(grpc::ServerContext* context,
                                             const v1::PutSolutionsRequest* request,
                                             v1::PutSolutionsResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.CacheService/PutSolutions"); !s.ok())
+    return s;
   if (request->solutions_size() > options_.max_solutions_per_put) {
-    return Invalid(absl::StrCat("PutSolutions: ", request->solutions_size(), " solutions; at most ",
+    return TooMuch(absl::StrCat("PutSolutions: ", request->solutions_size(), " solutions; at most ",
                                 options_.max_solutions_per_put,
                                 " per call (cache.max_solutions_per_put)"));
   }
@@ -68,9 +73,10 @@ grpc::Status CacheServiceImpl::PutSolutions(grpc::ServerContext* context,
 grpc::Status CacheServiceImpl::LookupSolutions(grpc::ServerContext* context,
                                                const v1::LookupSolutionsRequest* request,
                                                v1::LookupSolutionsResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.CacheService/LookupSolutions"); !s.ok())
+    return s;
   if (request->problem_ids_size() > options_.max_lookup_problems) {
-    return Invalid(absl::StrCat("LookupSolutions: ", request->problem_ids_size(),
+    return TooMuch(absl::StrCat("LookupSolutions: ", request->problem_ids_size(),
                                 " problem ids; at most ", options_.max_lookup_problems,
                                 " per call (cache.max_lookup_problems)"));
   }
@@ -120,7 +126,8 @@ CacheServiceCounters CacheServiceImpl::counters() const {
 grpc::Status CacheServiceImpl::GetCacheStats(grpc::ServerContext* context,
                                              const v1::GetCacheStatsRequest*,
                                              v1::CacheStats* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.CacheService/GetCacheStats"); !s.ok())
+    return s;
   *response = Stats();
   return grpc::Status::OK;
 }
@@ -128,7 +135,12 @@ grpc::Status CacheServiceImpl::GetCacheStats(grpc::ServerContext* context,
 grpc::Status CacheServiceImpl::PublishWeights(grpc::ServerContext* context,
                                               grpc::ServerReader<v1::WeightChunk>* reader,
                                               v1::PublishWeightsResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  rpc::StreamLimiter::Slot slot;
+  if (grpc::Status s = rpc::AdmitStream(auth_, streams_, *context,
+                                        "deepsearch.v1.CacheService/PublishWeights", &slot);
+      !s.ok()) {
+    return s;
+  }
   rpc::WeightChunkAssembler assembler(static_cast<uint64_t>(options_.max_weight_bytes));
   v1::WeightChunk chunk;
   uint64_t received = 0;
@@ -185,7 +197,12 @@ bool CacheServiceImpl::Send(const EncodedWeights& encoded,
 grpc::Status CacheServiceImpl::SubscribeWeights(grpc::ServerContext* context,
                                                 const v1::SubscribeWeightsRequest* request,
                                                 grpc::ServerWriter<v1::WeightChunk>* writer) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  rpc::StreamLimiter::Slot slot;
+  if (grpc::Status s = rpc::AdmitStream(auth_, streams_, *context,
+                                        "deepsearch.v1.CacheService/SubscribeWeights", &slot);
+      !s.ok()) {
+    return s;
+  }
   if (request->have_version() < 0) {
     return Invalid(
         absl::StrCat("SubscribeWeights: have_version ", request->have_version(), " < 0"));
@@ -221,7 +238,12 @@ grpc::Status CacheServiceImpl::SubscribeWeights(grpc::ServerContext* context,
 grpc::Status CacheServiceImpl::GetWeights(grpc::ServerContext* context,
                                           const v1::GetWeightsRequest* request,
                                           grpc::ServerWriter<v1::WeightChunk>* writer) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  rpc::StreamLimiter::Slot slot;
+  if (grpc::Status s = rpc::AdmitStream(auth_, streams_, *context,
+                                        "deepsearch.v1.CacheService/GetWeights", &slot);
+      !s.ok()) {
+    return s;
+  }
   if (request->version() < 0 || request->base_version() < 0) {
     return Invalid("GetWeights: version and base_version must be >= 0");
   }

@@ -1,7 +1,9 @@
 // The gRPC adapter of the cache service (deepsearch.v1.CacheService): it checks the bearer
-// token, translates messages and calls the SolutionStore and the WeightStore; no algorithm
-// lives here. Malformed input gets INVALID_ARGUMENT (or the store's code) with a message
-// naming what was wrong; nothing a client sends can crash the server.
+// token and the caller's role (common/rpc/auth.h), translates messages and calls the
+// SolutionStore and the WeightStore; no algorithm lives here. Malformed input gets
+// INVALID_ARGUMENT (or the store's code) with a message naming what was wrong; a request
+// past a limit gets RESOURCE_EXHAUSTED naming the limit's config key; nothing a client sends
+// can crash the server.
 //
 //   PutSolutions     re-verified, deduped, acknowledged once durable (solution_store.h)
 //   LookupSolutions  by problem ids, batched
@@ -31,6 +33,7 @@
 #include "cache_service/solution_store.h"
 #include "cache_service/weight_store.h"
 #include "common/rpc/server.h"
+#include "common/rpc/stream_limiter.h"
 
 namespace deepsearch {
 
@@ -42,10 +45,15 @@ struct CacheServiceCounters {
 
 class CacheServiceImpl final : public v1::CacheService::Service {
  public:
-  // The stores are not owned and must outlive the service.
+  // The stores (and `streams`, the process's per-caller stream limit; null: none) are not
+  // owned and must outlive the service.
   CacheServiceImpl(SolutionStore* solutions, WeightStore* weights, const CacheOptions& options,
-                   rpc::ServerAuth auth)
-      : solutions_(solutions), weights_(weights), options_(options), auth_(std::move(auth)) {}
+                   rpc::ServerAuth auth, rpc::StreamLimiter* streams = nullptr)
+      : solutions_(solutions),
+        weights_(weights),
+        options_(options),
+        auth_(std::move(auth)),
+        streams_(streams) {}
 
   grpc::Status PutSolutions(grpc::ServerContext* context, const v1::PutSolutionsRequest* request,
                             v1::PutSolutionsResponse* response) override;
@@ -75,6 +83,7 @@ class CacheServiceImpl final : public v1::CacheService::Service {
   WeightStore* weights_;
   const CacheOptions options_;
   const rpc::ServerAuth auth_;
+  rpc::StreamLimiter* const streams_;
   std::atomic<int64_t> weight_bytes_sent_{0};
   std::atomic<int64_t> weight_versions_sent_{0};
   std::atomic<int32_t> subscribers_{0};

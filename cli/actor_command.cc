@@ -62,8 +62,8 @@ int RunActor(const ActorArgs& args) {
       {.policy = loaded.engine.get(),
        .tokenizer = loaded.tokenizer.get(),
        .install_weights = [&loaded](const WeightSet& set) { return InstallWeights(loaded, set); }});
-  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics =
-      rpc::StartMetricsEndpoint(config->metrics, "actor", &MetricsRegistry::Default(), [&actor] {
+  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics = rpc::StartMetricsEndpoint(
+      config->metrics, config->rpc.tls, "actor", &MetricsRegistry::Default(), [&actor] {
         const ActorStats s = actor.stats();
         SetGauges({
             {"deepsearch_actor_trees_running", "Trees being searched", double(s.trees_running)},

@@ -92,13 +92,14 @@ int RunCache(const CacheArgs& args) {
   if (!weights.ok()) return fail(weights.status());
   absl::StatusOr<rpc::ServerAuth> auth = rpc::ServerAuth::FromConfig(config->rpc.auth);
   if (!auth.ok()) return fail(auth.status());
-  CacheServiceImpl service(solutions->get(), weights->get(), options, *auth);
+  const std::unique_ptr<rpc::StreamLimiter> streams = rpc::PerCallerStreamLimiter(config->rpc);
+  CacheServiceImpl service(solutions->get(), weights->get(), options, *auth, streams.get());
   absl::StatusOr<std::unique_ptr<rpc::GrpcServer>> server = rpc::GrpcServer::Start(
       {.name = "cache", .listen_address = options.listen_address, .rpc = config->rpc},
       {{&service, "deepsearch.v1.CacheService"}});
   if (!server.ok()) return fail(server.status());
-  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics =
-      rpc::StartMetricsEndpoint(config->metrics, "cache", &MetricsRegistry::Default(), [&service] {
+  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics = rpc::StartMetricsEndpoint(
+      config->metrics, config->rpc.tls, "cache", &MetricsRegistry::Default(), [&service] {
         const v1::CacheStats c = service.Stats();
         SetGauges({
             {"deepsearch_cache_problems", "Problems with a stored solution", double(c.problems())},

@@ -42,6 +42,7 @@
 #include "common/core/hash.h"
 #include "common/core/rng.h"
 #include "common/rpc/channel.h"
+#include "common/rpc/status_conversion.h"
 #include "common/tasks/dataset.h"
 
 namespace deepsearch::cli {
@@ -120,8 +121,8 @@ absl::StatusOr<Connection> Connect(const ClientArgs& args) {
 
 // "what: message (gRPC code N)" for a failed call.
 std::string CallError(const Connection& c, const grpc::Status& status) {
-  return absl::StrCat(c.client.target(), ": ", status.error_message(), " (gRPC code ",
-                      static_cast<int>(status.error_code()), ")");
+  return absl::StrCat(c.client.target(), ": ", rpc::FromGrpcStatus(status).message(),
+                      " (gRPC code ", static_cast<int>(status.error_code()), ")");
 }
 
 std::string StateName(v1::JobState state) {
@@ -131,12 +132,15 @@ std::string StateName(v1::JobState state) {
 
 std::string ProgressLine(const v1::Job& job) {
   const v1::JobProgress& p = job.progress();
-  return absl::StrCat(job.job_id(), " ", StateName(job.state()), " [", p.phase(), "] ",
-                      p.problems_done(), "/", p.problems_total(), " problems, ",
-                      p.problems_solved(), " solved, ", p.trajectories(), " trajectories, ",
-                      p.generated_tokens(), " tokens, step ", p.training_steps(), ", version ",
-                      p.weight_version(), ", accuracy ", absl::StrFormat("%.3f", p.accuracy()),
-                      job.error().empty() ? "" : absl::StrCat(", error: ", job.error()));
+  return absl::StrCat(
+      job.job_id(), " ", StateName(job.state()), " [", p.phase(), "] ", p.problems_done(), "/",
+      p.problems_total(), " problems, ", p.problems_solved(), " solved, ", p.trajectories(),
+      " trajectories, ", p.generated_tokens(), " tokens, step ", p.training_steps(), ", version ",
+      p.weight_version(), ", accuracy ", absl::StrFormat("%.3f", p.accuracy()),
+      job.error().empty() ? "" : absl::StrCat(", error: ", job.error()),
+      p.stalled_seconds() > 0
+          ? absl::StrFormat(", STALLED: no actor heard from for %.0f s", p.stalled_seconds())
+          : "");
 }
 
 std::string ToJson(const google::protobuf::Message& m) {

@@ -101,6 +101,9 @@ void SetLearnerGauges(const LearnerStats& s) {
       {"deepsearch_learner_leases_pending", "Leases waiting for an actor",
        double(s.leases.pending)},
       {"deepsearch_learner_leases_issued", "Leases held by actors", double(s.leases.issued)},
+      {"deepsearch_learner_stalled_seconds",
+       "Seconds with work waiting and no actor heard from (0: not stalled; learner.stall_after)",
+       s.stalled_seconds},
       {"deepsearch_learner_leases_expired",
        "Lease attempts whose deadline passed (re-issued or failed)", double(s.leases.expired)},
   });
@@ -169,17 +172,18 @@ int RunLearner(const LearnerArgs& args) {
   if (!learner.ok()) return fail(learner.status());
   absl::StatusOr<rpc::ServerAuth> auth = rpc::ServerAuth::FromConfig(config->rpc.auth);
   if (!auth.ok()) return fail(auth.status());
-  LearnerServiceImpl learner_service(learner->get(), *auth);
-  ProblemServiceImpl problem_service(learner->get(), *auth);
+  const std::unique_ptr<rpc::StreamLimiter> streams = rpc::PerCallerStreamLimiter(config->rpc);
+  LearnerServiceImpl learner_service(learner->get(), *auth, streams.get());
+  ProblemServiceImpl problem_service(learner->get(), *auth, streams.get());
   absl::StatusOr<std::unique_ptr<rpc::GrpcServer>> server = rpc::GrpcServer::Start(
       {.name = "learner", .listen_address = options.listen_address, .rpc = config->rpc},
       {{&learner_service, "deepsearch.v1.LearnerService"},
        {&problem_service, "deepsearch.v1.ProblemService"}});
   if (!server.ok()) return fail(server.status());
   const Learner& served = **learner;
-  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics =
-      rpc::StartMetricsEndpoint(config->metrics, "learner", &MetricsRegistry::Default(),
-                                [&served] { SetLearnerGauges(served.stats()); });
+  absl::StatusOr<std::unique_ptr<rpc::MetricsHttpServer>> metrics = rpc::StartMetricsEndpoint(
+      config->metrics, config->rpc.tls, "learner", &MetricsRegistry::Default(),
+      [&served] { SetLearnerGauges(served.stats()); });
   if (!metrics.ok()) return fail(metrics.status());
   log::Info("learner: serving on {} (state {}, {} mode, weight version {})",
             (*server)->dial_address(), options.state_dir, LearnerModeName(options.mode),

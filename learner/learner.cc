@@ -270,6 +270,10 @@ LearnerStats Learner::stats() const {
     s = impl_->stats;
   }
   s.leases = impl_->leases->counts();
+  const absl::Duration silent = absl::Now() - s.leases.last_actor_contact;
+  if (s.leases.pending + s.leases.issued > 0 && silent >= impl_->options.stall_after) {
+    s.stalled_seconds = absl::ToDoubleSeconds(silent);
+  }
   return s;
 }
 

@@ -106,6 +106,10 @@ struct LearnerStats {
   // training lease is issued meanwhile (actors would wait for it).
   int64_t unpublished_version = 0;
   std::string waiting_for;
+  // Seconds since any actor last asked for work or delivered, while leases wait or are out
+  // and that silence has lasted learner.stall_after; 0 otherwise. The leases keep their
+  // deadlines meanwhile: issued ones expire and wait to be issued again.
+  double stalled_seconds = 0.0;
 };
 
 class Learner {

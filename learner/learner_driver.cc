@@ -449,6 +449,24 @@ absl::Status Learner::Impl::PollOnce() {
   return absl::OkStatus();
 }
 
+// Leases of actors that vanished expire at their deadlines (and are issued again) even while
+// no actor asks for work; the stall that follows is logged when it starts and ends.
+void Learner::Impl::WatchActors() {
+  leases->ExpireOverdue(absl::Now());
+  const LeaseCounts c = leases->counts();
+  const absl::Duration silent = absl::Now() - c.last_actor_contact;
+  const bool stalled_now = c.pending + c.issued > 0 && silent >= options.stall_after;
+  if (stalled_now && !stalled) {
+    log::Warning(
+        "learner: stalled: no actor has asked for work or delivered for {:.0f} s; {} lease(s) "
+        "wait and {} are out (re-issued when their deadlines pass)",
+        absl::ToDoubleSeconds(silent), c.pending, c.issued);
+  } else if (!stalled_now && stalled) {
+    log::Info("learner: actors are back; the stall is over");
+  }
+  stalled = stalled_now;
+}
+
 void Learner::Impl::DriverLoop() {
   absl::Time last_error = absl::InfinitePast();
   while (true) {
@@ -458,6 +476,7 @@ void Learner::Impl::DriverLoop() {
       if (stop) return;
       changed = false;
     }
+    WatchActors();
     const absl::Status status = PollOnce();
     if (!status.ok() && absl::Now() - last_error > absl::Seconds(10)) {
       log::Error("learner: {}", status.message());

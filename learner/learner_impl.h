@@ -182,6 +182,8 @@ struct Learner::Impl {
   int64_t MinWeightVersion() const;
 
   void DriverLoop();
+  void WatchActors();
+  bool stalled = false;  // WatchActors' last verdict; the driver thread's own
 };
 
 }  // namespace deepsearch

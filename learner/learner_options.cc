@@ -42,6 +42,15 @@ void LearnerOptions::Bind(ConfigBinder& b) {
           "lease is issued until the version is out)")
       .Range(1, 1000);
   b.Field("publish_timeout", publish_timeout, "Deadline of one PublishWeights call").Positive();
+  b.Field("max_problems_per_submission", max_problems_per_submission,
+          "Problems one SubmitProblemSet call may carry")
+      .Positive();
+  b.Field("max_watchers_per_job", max_watchers_per_job,
+          "WatchJob streams open on one job at once; 0: no limit")
+      .Min(0);
+  b.Field("stall_after", stall_after,
+          "Leases waiting with no actor heard from for this long are reported as a stall")
+      .Positive();
   b.Field("seed", seed, "Seed of the leases' sampling");
   b.Section("program", program, "TRAIN jobs: hard-subset screening, rounds and replay");
   b.Section("train", train, "The Tree-GRPO update: AdamW, batching, the loss");

@@ -42,7 +42,11 @@ struct LearnerOptions {
   int32_t solve_samples = 8;               // SOLVE jobs: trajectories per problem by default
   int32_t publish_attempts = 5;            // tries per driver pass (it keeps trying)
   absl::Duration publish_timeout = absl::Minutes(5);  // one PublishWeights call
-  TrainProgramConfig program;                         // defaults of TRAIN jobs
+  int32_t max_problems_per_submission = 100000;       // SubmitProblemSet's problems
+  int32_t max_watchers_per_job = 16;                  // WatchJob streams open on one job
+  // Work waiting with no actor heard from for this long is a stall (status, metrics, log).
+  absl::Duration stall_after = absl::Seconds(60);
+  TrainProgramConfig program;  // defaults of TRAIN jobs
   TrainerConfig train;
   SearchParams search;      // of leases, unless a job overrides
   SamplingConfig sampling;  // of leases, unless a job overrides

@@ -5,6 +5,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "wire/convert.h"
 
+#include "common/core/status.h"
 #include "common/rpc/status_conversion.h"
 #include "learner/learner_convert.h"
 
@@ -17,6 +18,18 @@ grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
+// Adds the learner's stall (LearnerStats::stalled_seconds) to a job that is not over; true
+// when there is one.
+bool WithStall(const Learner& learner, v1::Job& job) {
+  if (job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
+      job.state() == v1::JOB_STATE_CANCELLED) {
+    return false;
+  }
+  const double stalled = learner.stats().stalled_seconds;
+  job.mutable_progress()->set_stalled_seconds(stalled);
+  return stalled > 0;
+}
+
 }  // namespace
 
 // --- LearnerService ------------------------------------------------------------------------
@@ -24,7 +37,8 @@ grpc::Status Invalid(const std::string& message) {
 grpc::Status LearnerServiceImpl::LeaseWork(grpc::ServerContext* context,
                                            const v1::LeaseWorkRequest* request,
                                            v1::LeaseWorkResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.LearnerService/LeaseWork"); !s.ok())
+    return s;
   if (request->actor_id().empty()) return Invalid("actor_id is empty");
   if (request->max_leases() < 1 || request->max_leases() > 100000) {
     return Invalid(absl::StrCat("max_leases must be in [1, 100000]; got ", request->max_leases()));
@@ -43,7 +57,8 @@ grpc::Status LearnerServiceImpl::LeaseWork(grpc::ServerContext* context,
 grpc::Status LearnerServiceImpl::RenewLease(grpc::ServerContext* context,
                                             const v1::RenewLeaseRequest* request,
                                             v1::RenewLeaseResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.LearnerService/RenewLease"); !s.ok())
+    return s;
   if (request->actor_id().empty()) return Invalid("actor_id is empty");
   const std::vector<std::string> ids(request->lease_ids().begin(), request->lease_ids().end());
   for (const LeaseRenewal& r : learner_->Renew(request->actor_id(), ids, absl::Now())) {
@@ -111,9 +126,12 @@ namespace {
 // until the actor half-closes. Deletes itself when the call is done.
 class TrajectoryStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  TrajectoryStream(LearnerServiceImpl* service, const grpc::Status& auth) : service_(service) {
-    if (!auth.ok()) {
-      Finish(auth);
+  // `admitted`: the call's auth and stream-limit check; `slot` is held until the call ends.
+  TrajectoryStream(LearnerServiceImpl* service, const grpc::Status& admitted,
+                   rpc::StreamLimiter::Slot slot)
+      : service_(service), slot_(std::move(slot)) {
+    if (!admitted.ok()) {
+      Finish(admitted);
       return;
     }
     StartRead(&in_);
@@ -158,6 +176,7 @@ class TrajectoryStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
  private:
   LearnerServiceImpl* service_;
+  rpc::StreamLimiter::Slot slot_;
   grpc::ByteBuffer in_;
   grpc::ByteBuffer out_;
   int64_t batches_ = 0;
@@ -167,15 +186,36 @@ class TrajectoryStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* LearnerServiceImpl::StreamTrajectories(
     grpc::CallbackServerContext* context) {
-  return new TrajectoryStream(this, auth_.Check(*context));
+  rpc::StreamLimiter::Slot slot;
+  const grpc::Status admitted = rpc::AdmitStream(
+      auth_, streams_, *context, "deepsearch.v1.LearnerService/StreamTrajectories", &slot);
+  return new TrajectoryStream(this, admitted, std::move(slot));
 }
 
 // --- ProblemService ------------------------------------------------------------------------
 
+ProblemServiceImpl::ProblemServiceImpl(Learner* learner, rpc::ServerAuth auth,
+                                       rpc::StreamLimiter* streams)
+    : learner_(learner),
+      auth_(std::move(auth)),
+      streams_(streams),
+      watchers_(learner->options().max_watchers_per_job, "learner.max_watchers_per_job", "job",
+                "watchers") {}
+
 grpc::Status ProblemServiceImpl::SubmitProblemSet(grpc::ServerContext* context,
                                                   const v1::SubmitProblemSetRequest* request,
                                                   v1::Job* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/SubmitProblemSet");
+      !s.ok()) {
+    return s;
+  }
+  const int32_t max_problems = learner_->options().max_problems_per_submission;
+  if (request->problems_size() > max_problems) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("SubmitProblemSet: ", request->problems_size(), " problems; at most ",
+                     max_problems, " per submission (learner.max_problems_per_submission)"));
+  }
   absl::StatusOr<JobKind> kind = JobKindFromProto(request->kind());
   if (!kind.ok()) return rpc::ToGrpcStatus(kind.status());
   absl::StatusOr<JobOptions> options = JobOptionsFromProto(request->options());
@@ -192,7 +232,8 @@ grpc::Status ProblemServiceImpl::SubmitProblemSet(grpc::ServerContext* context,
 
 grpc::Status ProblemServiceImpl::GetJob(grpc::ServerContext* context,
                                         const v1::GetJobRequest* request, v1::Job* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/GetJob"); !s.ok())
+    return s;
   if (request->include_trajectories()) {
     return Invalid(
         "include_trajectories: the learner keeps each problem's summary, not its trajectories");
@@ -200,13 +241,15 @@ grpc::Status ProblemServiceImpl::GetJob(grpc::ServerContext* context,
   absl::StatusOr<Job> job = learner_->jobs().Get(request->job_id());
   if (!job.ok()) return rpc::ToGrpcStatus(job.status());
   *response = JobToProto(*job, request->include_results());
+  WithStall(*learner_, *response);
   return grpc::Status::OK;
 }
 
 grpc::Status ProblemServiceImpl::ListJobs(grpc::ServerContext* context,
                                           const v1::ListJobsRequest* request,
                                           v1::ListJobsResponse* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/ListJobs"); !s.ok())
+    return s;
   if (request->page_size() < 0 || request->page_size() > 1000)
     return Invalid(absl::StrCat("page_size must be in [0, 1000]; got ", request->page_size()));
   absl::StatusOr<std::optional<JobState>> filter = JobStateFilterFromProto(request->state_filter());
@@ -214,14 +257,19 @@ grpc::Status ProblemServiceImpl::ListJobs(grpc::ServerContext* context,
   absl::StatusOr<JobListPage> page =
       learner_->jobs().List(request->page_size(), request->page_token(), *filter);
   if (!page.ok()) return rpc::ToGrpcStatus(page.status());
-  for (const Job& job : page->jobs) *response->add_jobs() = JobToProto(job, false);
+  for (const Job& job : page->jobs) {
+    v1::Job* p = response->add_jobs();
+    *p = JobToProto(job, false);
+    WithStall(*learner_, *p);
+  }
   response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
 
 grpc::Status ProblemServiceImpl::CancelJob(grpc::ServerContext* context,
                                            const v1::CancelJobRequest* request, v1::Job* response) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/CancelJob"); !s.ok())
+    return s;
   absl::StatusOr<Job> job = learner_->Cancel(request->job_id());
   if (!job.ok()) return rpc::ToGrpcStatus(job.status());
   *response = JobToProto(*job, false);
@@ -231,21 +279,30 @@ grpc::Status ProblemServiceImpl::CancelJob(grpc::ServerContext* context,
 grpc::Status ProblemServiceImpl::WatchJob(grpc::ServerContext* context,
                                           const v1::WatchJobRequest* request,
                                           grpc::ServerWriter<v1::JobEvent>* writer) {
-  if (grpc::Status s = auth_.Check(*context); !s.ok()) return s;
+  rpc::StreamLimiter::Slot slot;
+  if (grpc::Status s = rpc::AdmitStream(auth_, streams_, *context,
+                                        "deepsearch.v1.ProblemService/WatchJob", &slot);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<Job> job = learner_->jobs().Get(request->job_id());
   if (!job.ok()) return rpc::ToGrpcStatus(job.status());
+  absl::StatusOr<rpc::StreamLimiter::Slot> watcher = watchers_.Acquire(request->job_id());
+  if (!watcher.ok()) return rpc::ToGrpcStatus(Annotate(watcher.status(), "WatchJob"));
   while (true) {
     v1::JobEvent event;
     *event.mutable_job() = JobToProto(*job, false);
+    const bool stalled = WithStall(*learner_, *event.mutable_job());
     if (!writer->Write(event)) return grpc::Status::OK;  // the client went away
     if (IsTerminal(job->state)) return grpc::Status::OK;
-    // Wake at least every half second to notice a cancelled call or a shutdown.
+    // Wake at least every half second to notice a cancelled call, a shutdown, or a stall
+    // that starts or ends (an event then, though the job itself did not change).
     const int64_t seen = job->version;
     while (!context->IsCancelled()) {
       job = learner_->jobs().WaitForChange(request->job_id(), seen,
                                            absl::Now() + absl::Milliseconds(500));
       if (!job.ok()) return rpc::ToGrpcStatus(job.status());
-      if (job->version != seen) break;
+      if (job->version != seen || (learner_->stats().stalled_seconds > 0) != stalled) break;
     }
     if (context->IsCancelled()) return grpc::Status::CANCELLED;
   }

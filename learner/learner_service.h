@@ -1,8 +1,9 @@
 // The gRPC adapters of the learner: LearnerService (actors lease work and stream
 // trajectories) and ProblemService (clients submit and follow jobs). They check the bearer
-// token, translate messages (learner_convert.h) and call the Learner; no algorithm lives
-// here. Malformed input is answered with INVALID_ARGUMENT naming the field (a malformed
-// trajectory is rejected in the ack, the rest of its batch is ingested); nothing a client
+// token and the caller's role (common/rpc/auth.h) and the per-caller limits (RESOURCE_EXHAUSTED
+// naming the config key), translate messages (learner_convert.h) and call the Learner; no
+// algorithm lives here. Malformed input is answered with INVALID_ARGUMENT naming the field (a
+// malformed trajectory is rejected in the ack, the rest of its batch is ingested); nothing a client
 // sends can crash the server.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include "deepsearch/v1/problem_service.grpc.pb.h"
 
 #include "common/rpc/server.h"
+#include "common/rpc/stream_limiter.h"
 #include "learner/learner.h"
 
 namespace deepsearch {
@@ -25,8 +27,9 @@ class LearnerServiceImpl final
     : public v1::LearnerService::WithRawCallbackMethod_StreamTrajectories<
           v1::LearnerService::Service> {
  public:
-  LearnerServiceImpl(Learner* learner, rpc::ServerAuth auth)
-      : learner_(learner), auth_(std::move(auth)) {}
+  // `streams`: the process's per-caller stream limit (not owned; null: none).
+  LearnerServiceImpl(Learner* learner, rpc::ServerAuth auth, rpc::StreamLimiter* streams = nullptr)
+      : learner_(learner), auth_(std::move(auth)), streams_(streams) {}
 
   grpc::Status LeaseWork(grpc::ServerContext* context, const v1::LeaseWorkRequest* request,
                          v1::LeaseWorkResponse* response) override;
@@ -41,12 +44,13 @@ class LearnerServiceImpl final
  private:
   Learner* learner_;
   rpc::ServerAuth auth_;
+  rpc::StreamLimiter* streams_;
 };
 
 class ProblemServiceImpl final : public v1::ProblemService::Service {
  public:
-  ProblemServiceImpl(Learner* learner, rpc::ServerAuth auth)
-      : learner_(learner), auth_(std::move(auth)) {}
+  // `streams` as above; the watchers of each job are capped at learner.max_watchers_per_job.
+  ProblemServiceImpl(Learner* learner, rpc::ServerAuth auth, rpc::StreamLimiter* streams = nullptr);
 
   grpc::Status SubmitProblemSet(grpc::ServerContext* context,
                                 const v1::SubmitProblemSetRequest* request,
@@ -63,6 +67,8 @@ class ProblemServiceImpl final : public v1::ProblemService::Service {
  private:
   Learner* learner_;
   rpc::ServerAuth auth_;
+  rpc::StreamLimiter* streams_;
+  rpc::StreamLimiter watchers_;
 };
 
 }  // namespace deepsearch

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace deepsearch {
 
@@ -23,7 +24,8 @@ struct LeaseManager::Entry {
   std::string tree_id() const { return absl::StrCat(lease_id, ".", attempt); }
 };
 
-LeaseManager::LeaseManager(LeaseManagerOptions options) : options_(options) {}
+LeaseManager::LeaseManager(LeaseManagerOptions options)
+    : options_(options), last_actor_contact_(absl::Now()) {}
 LeaseManager::~LeaseManager() = default;
 
 std::string LeaseManager::Add(LeaseSpec spec) {
@@ -71,6 +73,7 @@ std::vector<IssuedLease> LeaseManager::Issue(const std::string& actor_id, int32_
                                              absl::Time now) {
   ExpireOverdue(now);
   absl::MutexLock lock(&mu_);
+  last_actor_contact_ = std::max(last_actor_contact_, now);
   std::vector<IssuedLease> out;
   while (static_cast<int32_t>(out.size()) < max && !pending_.empty()) {
     const std::string id = pending_.front();
@@ -90,6 +93,7 @@ std::vector<LeaseRenewal> LeaseManager::Renew(const std::string& actor_id,
                                               const std::vector<std::string>& lease_ids,
                                               absl::Time now) {
   absl::MutexLock lock(&mu_);
+  last_actor_contact_ = std::max(last_actor_contact_, now);
   std::vector<LeaseRenewal> out;
   for (const std::string& id : lease_ids) {
     LeaseRenewal r;
@@ -130,6 +134,7 @@ void LeaseManager::MaybeCompleteLocked(Entry& e) {
 
 std::vector<IngestResult> LeaseManager::Ingest(std::vector<TrajectoryRecord> records) {
   absl::MutexLock lock(&mu_);
+  last_actor_contact_ = std::max(last_actor_contact_, absl::Now());
   std::vector<IngestResult> out;
   for (TrajectoryRecord& r : records) {
     IngestResult result;
@@ -190,6 +195,7 @@ LeaseManager::Entry* LeaseManager::HeldLocked(const std::string& actor_id,
 
 void LeaseManager::Complete(const std::string& actor_id, const std::string& lease_id) {
   absl::MutexLock lock(&mu_);
+  last_actor_contact_ = std::max(last_actor_contact_, absl::Now());
   Entry* e = HeldLocked(actor_id, lease_id);
   if (e == nullptr) return;  // not this actor's any more: its results are stale
   e->actor_completed = true;
@@ -199,6 +205,7 @@ void LeaseManager::Complete(const std::string& actor_id, const std::string& leas
 void LeaseManager::Fail(const std::string& actor_id, const std::string& lease_id,
                         const std::string& reason) {
   absl::MutexLock lock(&mu_);
+  last_actor_contact_ = std::max(last_actor_contact_, absl::Now());
   Entry* e = HeldLocked(actor_id, lease_id);
   if (e != nullptr) RequeueLocked(*e, absl::StrCat("actor ", actor_id, ": ", reason));
 }
@@ -248,6 +255,7 @@ LeaseCounts LeaseManager::counts() const {
   c.completed = static_cast<int64_t>(completed_.size());
   c.failed = static_cast<int64_t>(failed_.size());
   c.expired = expired_;
+  c.last_actor_contact = last_actor_contact_;
   return c;
 }
 

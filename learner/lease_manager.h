@@ -117,6 +117,9 @@ struct LeaseCounts {
   int64_t completed = 0;  // waiting in TakeCompleted
   int64_t failed = 0;     // waiting in TakeFailed
   int64_t expired = 0;    // attempts whose deadline passed, since the start (cumulative)
+  // When an actor last asked for work, renewed, delivered or gave a lease up (the manager's
+  // creation before any did): a learner whose actors vanished sees it fall behind.
+  absl::Time last_actor_contact;
 };
 
 class LeaseManager {
@@ -140,7 +143,8 @@ class LeaseManager {
   void Complete(const std::string& actor_id, const std::string& lease_id);
   // The actor gave the lease up: re-issued (next attempt) or, after max_attempts, failed.
   void Fail(const std::string& actor_id, const std::string& lease_id, const std::string& reason);
-  // Expires overdue leases (called by Issue too).
+  // Expires overdue leases (called by Issue, and by the learner's driver every pass, so that
+  // leases of actors that vanished are re-queued at their deadlines even when no actor asks).
   void ExpireOverdue(absl::Time now);
   // Drops every lease of a job, in whatever state; returns how many.
   int64_t CancelJob(const std::string& job_id);
@@ -168,6 +172,7 @@ class LeaseManager {
   std::vector<CompletedTree> completed_ ABSL_GUARDED_BY(mu_);
   std::vector<FailedLease> failed_ ABSL_GUARDED_BY(mu_);
   int64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_actor_contact_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace deepsearch

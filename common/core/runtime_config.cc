@@ -62,9 +62,18 @@ void TlsConfig::Bind(ConfigBinder& b) {
 }
 
 void AuthConfig::Bind(ConfigBinder& b) {
-  b.Field("token_file", token_file, "File holding the shared bearer token (empty: use token_env)");
+  b.Field("token_file", token_file,
+          "File holding this process's bearer token (empty: use token_env)");
   b.Field("token_env", token_env,
           "Environment variable holding the token when token_file is empty");
+  b.Field("actor_tokens_file", actor_tokens_file,
+          "Servers: tokens of the actors, one per line (any role file set: role-scoped auth)");
+  b.Field("learner_tokens_file", learner_tokens_file, "Servers: tokens of the learner ranks");
+  b.Field("client_tokens_file", client_tokens_file, "Servers: tokens of the job clients");
+  b.Field("admin_tokens_file", admin_tokens_file, "Servers: tokens of the operators");
+  b.Field("reload_interval", reload_interval,
+          "How often token files are re-read (tokens rotate without a restart)")
+      .Min(absl::ZeroDuration());
 }
 
 void RpcConfig::Bind(ConfigBinder& b) {
@@ -78,25 +87,14 @@ void RpcConfig::Bind(ConfigBinder& b) {
   b.Field("reconnect_backoff_max", reconnect_backoff_max,
           "Clients: longest wait between attempts to reach a peer that is down")
       .Positive();
+  b.Field("max_streams_per_caller", max_streams_per_caller,
+          "Servers: streams one caller (role and host) may hold open; 0: no limit")
+      .Min(0);
   b.Section("tls", tls, "Transport security");
   b.Section("auth", auth, "Bearer-token authentication");
 }
 
-absl::StatusOr<std::string> ReadAuthToken(const AuthConfig& auth) {
-  if (!auth.token_file.empty()) {
-    std::ifstream in(auth.token_file, std::ios::binary);
-    if (!in)
-      return absl::NotFoundError(
-          absl::StrCat("auth.token_file ", auth.token_file, ": cannot open"));
-    std::ostringstream text;
-    text << in.rdbuf();
-    std::string token(absl::StripAsciiWhitespace(text.str()));
-    if (token.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("auth.token_file ", auth.token_file, ": file is empty"));
-    }
-    return token;
-  }
+std::string ReadAuthTokenFromEnv(const AuthConfig& auth) {
   if (auth.token_env.empty()) return std::string();
   const char* value = std::getenv(auth.token_env.c_str());
   if (value == nullptr) return std::string();

@@ -58,12 +58,21 @@ struct TlsConfig {
 };
 
 struct AuthConfig {
-  // A shared bearer token, read from this file (Kubernetes mounts Secrets as files) or, when
-  // the file is unset, from the environment variable named by token_env. No token: no auth.
-  // Servers require "authorization: Bearer <token>" on every call but health checks;
-  // clients send it.
+  // This process's own token, sent on every call it makes: the first line of token_file
+  // (Kubernetes mounts Secrets as files) or, when that is unset, the value of the environment
+  // variable named by token_env. With no role files below, servers accept exactly this
+  // token from every caller ("shared" mode); no token at all: no auth.
   std::string token_file;
   std::string token_env = "DEEPSEARCH_AUTH_TOKEN";
+  // Servers, role-scoped mode (any of these set): the tokens each role's callers present,
+  // one per line; a call's token names its role and each RPC accepts only some roles
+  // (common/rpc/auth.h). A role without a file has no callers.
+  std::string actor_tokens_file;
+  std::string learner_tokens_file;
+  std::string client_tokens_file;
+  std::string admin_tokens_file;
+  // Token files are re-read at most this often, so tokens rotate without a restart.
+  absl::Duration reload_interval = absl::Seconds(10);
 
   void Bind(ConfigBinder& b);
 };
@@ -78,15 +87,17 @@ struct RpcConfig {
   // Clients: gRPC's own reconnection backoff (from 100 ms, doubling); its default ceiling of
   // two minutes would leave an actor idle long after a restarted learner is back.
   absl::Duration reconnect_backoff_max = absl::Seconds(5);
+  // Servers: streams one caller (its role and host) may hold open at once, over every
+  // streaming method of the process; 0: no limit.
+  int32_t max_streams_per_caller = 64;
   TlsConfig tls;
   AuthConfig auth;
 
   void Bind(ConfigBinder& b);
 };
 
-// Reads the bearer token that `auth` names: the file's contents or the environment
-// variable's value, surrounding whitespace removed. Empty when neither is set. An unreadable
-// or empty token file is an error.
-absl::StatusOr<std::string> ReadAuthToken(const AuthConfig& auth);
+// The token in the environment variable auth.token_env names, surrounding whitespace removed;
+// empty when unset. (Token files are read, and re-read, by common/rpc/auth.h's TokenFile.)
+std::string ReadAuthTokenFromEnv(const AuthConfig& auth);
 
 }  // namespace deepsearch

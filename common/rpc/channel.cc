@@ -49,7 +49,14 @@ absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& target, const Rp
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }
-  DS_ASSIGN_OR_RETURN(std::string token, ReadAuthToken(config.auth));
+  std::shared_ptr<TokenFile> token_file;
+  std::string token;
+  if (!config.auth.token_file.empty()) {
+    DS_ASSIGN_OR_RETURN(token_file, TokenFile::Open("rpc.auth.token_file", config.auth.token_file,
+                                                    config.auth.reload_interval));
+  } else {
+    token = ReadAuthTokenFromEnv(config.auth);
+  }
 
   args.SetMaxReceiveMessageSize(ClampToInt(config.max_receive_message_bytes));
   args.SetMaxSendMessageSize(ClampToInt(config.max_send_message_bytes));
@@ -64,11 +71,15 @@ absl::StatusOr<RpcClient> RpcClient::Connect(const std::string& target, const Rp
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   auto channel = grpc::CreateCustomChannel(target, credentials, args);
-  return RpcClient(target, std::move(channel), std::move(token));
+  return RpcClient(target, std::move(channel), std::move(token_file), std::move(token));
 }
 
 void RpcClient::PrepareContext(grpc::ClientContext& context, absl::Duration timeout) const {
-  if (!token_.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+  if (token_file_ != nullptr) {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", token_file_->First()));
+  } else if (!token_.empty()) {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+  }
   if (timeout != absl::InfiniteDuration()) context.set_deadline(DeadlineAfter(timeout));
 }
 

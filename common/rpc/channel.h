@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 
 #include "common/core/runtime_config.h"
+#include "common/rpc/auth.h"
 
 namespace deepsearch::rpc {
 
@@ -29,8 +30,9 @@ class RpcClient {
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   const std::string& target() const { return target_; }
 
-  // A context carrying the bearer token (if any) and a deadline `timeout` from now
-  // (InfiniteDuration: no deadline, for long-lived streams).
+  // A context carrying the bearer token (if any: the first line of rpc.auth.token_file, re-read
+  // every rpc.auth.reload_interval, or rpc.auth.token_env's value) and a deadline `timeout` from
+  // now (InfiniteDuration: no deadline, for long-lived streams).
   std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) const;
   void PrepareContext(grpc::ClientContext& context, absl::Duration timeout) const;
 
@@ -38,11 +40,16 @@ class RpcClient {
   absl::Status WaitForConnected(absl::Duration timeout) const;
 
  private:
-  RpcClient(std::string target, std::shared_ptr<grpc::Channel> channel, std::string token)
-      : target_(std::move(target)), channel_(std::move(channel)), token_(std::move(token)) {}
+  RpcClient(std::string target, std::shared_ptr<grpc::Channel> channel,
+            std::shared_ptr<TokenFile> token_file, std::string token)
+      : target_(std::move(target)),
+        channel_(std::move(channel)),
+        token_file_(std::move(token_file)),
+        token_(std::move(token)) {}
 
   std::string target_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<TokenFile> token_file_;  // null: the fixed token_ (possibly empty)
   std::string token_;
 };
 

@@ -19,14 +19,6 @@
 namespace deepsearch::rpc {
 namespace {
 
-// Compares without an early exit, so timing does not reveal a prefix of the token.
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 void InitGrpcGlobalsOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -71,28 +63,6 @@ absl::StatusOr<std::string> ReadPemFile(std::string_view key, const std::string&
         absl::StrCat(std::string(key), " ", path, ": not a PEM file"));
   }
   return text.str();
-}
-
-absl::StatusOr<ServerAuth> ServerAuth::FromConfig(const AuthConfig& auth) {
-  DS_ASSIGN_OR_RETURN(std::string token, ReadAuthToken(auth));
-  return ServerAuth(std::move(token));
-}
-
-grpc::Status ServerAuth::Check(const grpc::ServerContextBase& context) const {
-  if (token_.empty()) return grpc::Status::OK;
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing 'authorization: Bearer <token>' metadata");
-  }
-  const std::string_view value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!absl::StartsWith(absl::string_view(value.data(), value.size()), "Bearer ") ||
-      !ConstantTimeEquals(value.substr(kBearer.size()), token_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
-  }
-  return grpc::Status::OK;
 }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(

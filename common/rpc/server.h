@@ -13,7 +13,8 @@
 // (optionally mutual) when rpc.tls.enabled.
 //
 // Authentication: gRPC cannot attach a token check to plaintext servers, so each service
-// handler calls ServerAuth::Check first; health checks stay open for probes.
+// handler calls ServerAuth::Check (common/rpc/auth.h) first; health checks stay open for
+// probes.
 #pragma once
 
 #include <memory>
@@ -29,27 +30,9 @@
 #include "absl/time/time.h"
 
 #include "common/core/runtime_config.h"
+#include "common/rpc/auth.h"
 
 namespace deepsearch::rpc {
-
-// Checks the "authorization: Bearer <token>" metadata of incoming calls. Copyable and
-// immutable: share one among all services of a server. Thread-safe.
-class ServerAuth {
- public:
-  // Reads the token that `auth` names (see AuthConfig); no token configured: checks pass.
-  static absl::StatusOr<ServerAuth> FromConfig(const AuthConfig& auth);
-
-  // An empty token disables authentication.
-  explicit ServerAuth(std::string token = "") : token_(std::move(token)) {}
-
-  bool enabled() const { return !token_.empty(); }
-  // OK if auth is disabled or the call carries the right token; UNAUTHENTICATED otherwise
-  // (the message says whether the header was missing or wrong, never the token).
-  grpc::Status Check(const grpc::ServerContextBase& context) const;
-
- private:
-  std::string token_;
-};
 
 struct ServerOptions {
   // Shown in logs ("learner").

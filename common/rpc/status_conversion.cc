@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
 namespace deepsearch::rpc {
 namespace {
 
@@ -25,7 +28,15 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   const absl::StatusCode absl_code = (code > 0 && code <= kLastCode)
                                          ? static_cast<absl::StatusCode>(code)
                                          : absl::StatusCode::kUnknown;
-  return absl::Status(absl_code, status.error_message());
+  std::string message = status.error_message();
+  // gRPC's own refusal of an oversized message names the sizes, not the setting behind them.
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      absl::StrContains(message, "message larger than max")) {
+    absl::StrAppend(&message,
+                    " (the receiver's rpc.max_receive_message_bytes or the sender's "
+                    "rpc.max_send_message_bytes)");
+  }
+  return absl::Status(absl_code, std::move(message));
 }
 
 }  // namespace deepsearch::rpc

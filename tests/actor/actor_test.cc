@@ -296,6 +296,33 @@ TEST_F(ActorTest, LearnerRestartResendsUnackedBatchesIdempotently) {
   EXPECT_EQ(learner_state_.duplicates, 2);
 }
 
+// A learner that is up (it answers keepalives and reads batches) but acknowledges nothing:
+// after actor.ack_timeout the actor opens the stream again and resends, and once the learner
+// answers, the batches are acknowledged as the repeats they are. Nothing waits forever.
+TEST_F(ActorTest, AStreamWithoutAcksIsReopenedAfterTheAckTimeout) {
+  {
+    absl::MutexLock lock(&learner_state_.mu);
+    learner_state_.ack = false;
+  }
+  std::unique_ptr<MockPolicy> policy = Answering();
+  Queue(Lease("first"));
+  ActorOptions options = Options();
+  options.ack_timeout = absl::Milliseconds(300);
+  Actor actor(options, RpcConfig{}, {.policy = policy.get(), .tokenizer = tokenizer_.get()});
+  ASSERT_TRUE(actor.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return actor.stats().batches_resent >= 2; }));
+  EXPECT_EQ(actor.stats().trajectories_acked, 0);
+  EXPECT_GE(actor.stats().stream_reconnects, 2);
+  {
+    absl::MutexLock lock(&learner_state_.mu);
+    learner_state_.ack = true;
+  }
+  ASSERT_TRUE(WaitFor([&] { return actor.stats().trajectories_duplicate == 2; }));
+  actor.Shutdown(absl::Seconds(5));
+  absl::MutexLock lock(&learner_state_.mu);
+  EXPECT_EQ(learner_state_.trajectories.size(), 2u);  // ingested once, whatever was resent
+}
+
 WeightSet Weights(int64_t version, std::vector<float> values) {
   WeightSet set;
   set.version = version;

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -24,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "wire/convert.h"
 
 #include "common/core/hash.h"
@@ -164,16 +167,16 @@ class Subscriber {
 
 class CacheServiceTest : public ::testing::Test {
  protected:
-  void SetUp() override { StartServer(""); }
+  void SetUp() override { StartServer(rpc::ServerAuth()); }
   void TearDown() override { StopServer(); }
 
-  void StartServer(const std::string& token) {
+  void StartServer(rpc::ServerAuth auth, rpc::StreamLimiter* streams = nullptr) {
     dir_ = Scratch(::testing::UnitTest::GetInstance()->current_test_info()->name());
     solutions_ = *SolutionStore::Open(dir_ + "/solutions.db");
     weights_ = *WeightStore::Open({.dir = dir_ + "/weights", .keep_versions = 3});
     options_.chunk_bytes = 256 << 10;
     service_ = std::make_unique<CacheServiceImpl>(solutions_.get(), weights_.get(), options_,
-                                                  rpc::ServerAuth(token));
+                                                  std::move(auth), streams);
     server_ = *rpc::GrpcServer::Start({.name = "cache", .listen_address = "127.0.0.1:0", .rpc = {}},
                                       {{service_.get(), "deepsearch.v1.CacheService"}});
     stub_ = Connect(server_->dial_address());
@@ -248,7 +251,7 @@ TEST_F(CacheServiceTest, OversizedRequestsAreRefusedWithTheLimitNamed) {
   grpc::ClientContext context;
   v1::LookupSolutionsResponse found;
   const grpc::Status s = stub_->LookupSolutions(&context, lookup, &found);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("cache.max_lookup_problems"));
 }
 
@@ -431,7 +434,7 @@ TEST_F(CacheServiceTest, BrokenPublishesLeaveNothingVisible) {
 
 TEST_F(CacheServiceTest, CallsWithoutTheTokenAreRefused) {
   StopServer();
-  StartServer("s3cret");
+  StartServer(rpc::ServerAuth("s3cret"));
   grpc::ClientContext context;
   v1::CacheStats stats;
   EXPECT_EQ(stub_->GetCacheStats(&context, {}, &stats).error_code(),
@@ -439,6 +442,113 @@ TEST_F(CacheServiceTest, CallsWithoutTheTokenAreRefused) {
   grpc::ClientContext with_token;
   with_token.AddMetadata("authorization", "Bearer s3cret");
   EXPECT_TRUE(stub_->GetCacheStats(&with_token, {}, &stats).ok());
+}
+
+// The real handlers with role-scoped tokens: each of the six methods called with each role's
+// token is refused with PERMISSION_DENIED exactly when the role may not call it, and otherwise
+// runs (its answer then is the handler's own: OK, or INVALID_ARGUMENT for the empty publish).
+TEST_F(CacheServiceTest, EachMethodAcceptsExactlyItsRoles) {
+  StopServer();
+  const std::string tokens = Scratch("role_tokens");
+  AuthConfig auth;
+  for (rpc::Role role : rpc::kAllRoles) {
+    const std::string name(rpc::RoleName(role));
+    const std::string path = tokens + "/" + name;
+    std::ofstream(path) << name << "-token\n";
+    if (role == rpc::Role::kActor) auth.actor_tokens_file = path;
+    if (role == rpc::Role::kLearner) auth.learner_tokens_file = path;
+    if (role == rpc::Role::kClient) auth.client_tokens_file = path;
+    if (role == rpc::Role::kAdmin) auth.admin_tokens_file = path;
+  }
+  StartServer(*rpc::ServerAuth::FromConfig(auth));
+  ASSERT_TRUE(weights_->Publish(EncodeFull(MakeSet(1))).ok());
+  using Call = std::function<grpc::Status(grpc::ClientContext&)>;
+  const std::vector<std::pair<std::string, Call>> calls = {
+      {"PutSolutions",
+       [&](grpc::ClientContext& c) {
+         v1::PutSolutionsRequest put;
+         *put.add_solutions() = SolutionOf(7);
+         v1::PutSolutionsResponse r;
+         return stub_->PutSolutions(&c, put, &r);
+       }},
+      {"LookupSolutions",
+       [&](grpc::ClientContext& c) {
+         v1::LookupSolutionsResponse r;
+         return stub_->LookupSolutions(&c, {}, &r);
+       }},
+      {"GetCacheStats",
+       [&](grpc::ClientContext& c) {
+         v1::CacheStats r;
+         return stub_->GetCacheStats(&c, {}, &r);
+       }},
+      {"PublishWeights",
+       [&](grpc::ClientContext& c) {
+         v1::PublishWeightsResponse r;
+         auto writer = stub_->PublishWeights(&c, &r);
+         writer->WritesDone();
+         return writer->Finish();
+       }},
+      {"SubscribeWeights",
+       [&](grpc::ClientContext& c) {
+         v1::SubscribeWeightsRequest request;
+         auto reader = stub_->SubscribeWeights(&c, request);
+         v1::WeightChunk chunk;
+         while (reader->Read(&chunk)) {
+           if (chunk.has_trailer()) c.TryCancel();  // got version 1: the call ran
+         }
+         const grpc::Status s = reader->Finish();
+         return s.error_code() == grpc::StatusCode::CANCELLED ? grpc::Status::OK : s;
+       }},
+      {"GetWeights",
+       [&](grpc::ClientContext& c) {
+         auto reader = stub_->GetWeights(&c, {});
+         v1::WeightChunk chunk;
+         while (reader->Read(&chunk)) {
+         }
+         return reader->Finish();
+       }},
+  };
+  for (rpc::Role role : rpc::kAllRoles) {
+    for (const auto& [method, call] : calls) {
+      const std::string full = "deepsearch.v1.CacheService/" + method;
+      grpc::ClientContext context;
+      context.AddMetadata("authorization", absl::StrCat("Bearer ", rpc::RoleName(role), "-token"));
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      const grpc::Status s = call(context);
+      if (rpc::AllowedRoles(full).Has(role)) {
+        EXPECT_TRUE(s.ok() || (method == "PublishWeights" &&
+                               s.error_code() == grpc::StatusCode::INVALID_ARGUMENT))
+            << full << " x " << rpc::RoleName(role) << ": " << s.error_message();
+      } else {
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << full << " x " << rpc::RoleName(role);
+        EXPECT_THAT(s.error_message(), HasSubstr(full));
+      }
+    }
+  }
+}
+
+TEST_F(CacheServiceTest, ACallerPastItsStreamLimitIsRefusedWithTheKeyNamed) {
+  StopServer();
+  rpc::StreamLimiter streams(1, "rpc.max_streams_per_caller", "caller", "streams");
+  StartServer(rpc::ServerAuth(), &streams);
+  Subscriber first(stub_.get(), 0, {});
+  for (int i = 0; i < 500 && streams.held("anonymous@127.0.0.1") == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(streams.held("anonymous@127.0.0.1"), 1);
+  grpc::ClientContext context;
+  auto reader = stub_->GetWeights(&context, {});
+  v1::WeightChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  const grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(
+      s.error_message(),
+      "caller anonymous@127.0.0.1 has 1 streams open; at most 1 (rpc.max_streams_per_caller)");
+  first.Stop();
+  for (int i = 0; i < 500 && streams.held("anonymous@127.0.0.1") > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(streams.held("anonymous@127.0.0.1"), 0);  // the slot came back with the stream
 }
 
 // The real binary: start it, put a solution and publish a version, kill -9 right after the

@@ -3,6 +3,10 @@
 // the job completes with results; every malformed request gets a status naming the field.
 #include "learner/learner_service.h"
 
+#include <chrono>
+#include <fstream>
+#include <functional>
+
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -52,11 +56,12 @@ class LearnerServiceTest : public ::testing::Test {
     LearnerOptions options;
     options.state_dir = dir_.Sub("state");
     options.model = TinyModel(dir_);
+    Adjust(options);
     auto learner = Learner::Create(options, nullptr);
     ASSERT_TRUE(learner.ok()) << learner.status();
     learner_ = std::move(*learner);
-    learner_service_ = std::make_unique<LearnerServiceImpl>(learner_.get(), rpc::ServerAuth());
-    problem_service_ = std::make_unique<ProblemServiceImpl>(learner_.get(), rpc::ServerAuth());
+    learner_service_ = std::make_unique<LearnerServiceImpl>(learner_.get(), Auth());
+    problem_service_ = std::make_unique<ProblemServiceImpl>(learner_.get(), Auth());
     auto server = rpc::GrpcServer::Start(
         rpc::ServerOptions{.name = "learner", .listen_address = "127.0.0.1:0", .rpc = {}},
         {{learner_service_.get(), "deepsearch.v1.LearnerService"},
@@ -73,6 +78,21 @@ class LearnerServiceTest : public ::testing::Test {
   void TearDown() override {
     server_->Shutdown(absl::ZeroDuration());
     ASSERT_TRUE(learner_->Shutdown().ok());
+  }
+  virtual void Adjust(LearnerOptions&) {}
+  virtual rpc::ServerAuth Auth() { return rpc::ServerAuth(); }
+
+  v1::SubmitProblemSetRequest SolveRequest(int problems) {
+    v1::SubmitProblemSetRequest submit;
+    submit.set_kind(v1::JOB_KIND_SOLVE);
+    for (const Problem& p : NumberedProblems(problems)) {
+      v1::Problem* q = submit.add_problems();
+      q->set_id(p.id);
+      q->set_prompt(p.prompt);
+      q->set_answer(p.answer);
+      q->set_task(p.task);
+    }
+    return submit;
   }
 
   ScratchDir dir_{"learner_service"};
@@ -368,6 +388,223 @@ TEST_F(LearnerServiceTest, MalformedRequestsGetStatusesNamingTheField) {
     while (cq.Next(&tag, &ok)) {
     }
   }
+}
+
+// The learner's eight methods through the real handlers with role-scoped tokens, and its
+// limits: problems per submission and watchers per job.
+class LearnerServiceLimitsTest : public LearnerServiceTest {
+ protected:
+  void Adjust(LearnerOptions& options) override {
+    options.max_problems_per_submission = 3;
+    options.max_watchers_per_job = 1;
+  }
+  rpc::ServerAuth Auth() override {
+    AuthConfig auth;
+    for (rpc::Role role : rpc::kAllRoles) {
+      const std::string name(rpc::RoleName(role));
+      const std::string path = dir_.Sub("token-" + name);
+      std::ofstream(path) << name << "-token\n";
+      if (role == rpc::Role::kActor) auth.actor_tokens_file = path;
+      if (role == rpc::Role::kLearner) auth.learner_tokens_file = path;
+      if (role == rpc::Role::kClient) auth.client_tokens_file = path;
+      if (role == rpc::Role::kAdmin) auth.admin_tokens_file = path;
+    }
+    absl::StatusOr<rpc::ServerAuth> parsed = rpc::ServerAuth::FromConfig(auth);
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return *parsed;
+  }
+  static void As(grpc::ClientContext& context, const std::string& role) {
+    context.AddMetadata("authorization", "Bearer " + role + "-token");
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  }
+};
+
+TEST_F(LearnerServiceLimitsTest, EachMethodAcceptsExactlyItsRoles) {
+  using Call = std::function<grpc::Status(grpc::ClientContext&)>;
+  const std::vector<std::pair<std::string, Call>> calls = {
+      {"LearnerService/LeaseWork",
+       [&](grpc::ClientContext& c) {
+         v1::LeaseWorkRequest request;
+         request.set_actor_id("a");
+         request.set_max_leases(1);
+         v1::LeaseWorkResponse r;
+         return learner_stub_->LeaseWork(&c, request, &r);
+       }},
+      {"LearnerService/RenewLease",
+       [&](grpc::ClientContext& c) {
+         v1::RenewLeaseRequest request;
+         request.set_actor_id("a");
+         v1::RenewLeaseResponse r;
+         return learner_stub_->RenewLease(&c, request, &r);
+       }},
+      {"LearnerService/StreamTrajectories",
+       [&](grpc::ClientContext& c) {
+         auto stream = learner_stub_->StreamTrajectories(&c);
+         stream->WritesDone();
+         return stream->Finish();
+       }},
+      {"ProblemService/SubmitProblemSet",
+       [&](grpc::ClientContext& c) {
+         v1::Job job;
+         return problem_stub_->SubmitProblemSet(&c, SolveRequest(1), &job);
+       }},
+      {"ProblemService/GetJob",
+       [&](grpc::ClientContext& c) {
+         v1::GetJobRequest request;
+         request.set_job_id("nope");
+         v1::Job job;
+         return problem_stub_->GetJob(&c, request, &job);
+       }},
+      {"ProblemService/ListJobs",
+       [&](grpc::ClientContext& c) {
+         v1::ListJobsResponse r;
+         return problem_stub_->ListJobs(&c, {}, &r);
+       }},
+      {"ProblemService/CancelJob",
+       [&](grpc::ClientContext& c) {
+         v1::CancelJobRequest request;
+         request.set_job_id("nope");
+         v1::Job job;
+         return problem_stub_->CancelJob(&c, request, &job);
+       }},
+      {"ProblemService/WatchJob",
+       [&](grpc::ClientContext& c) {
+         v1::WatchJobRequest request;
+         request.set_job_id("nope");
+         auto reader = problem_stub_->WatchJob(&c, request);
+         v1::JobEvent event;
+         while (reader->Read(&event)) {
+         }
+         return reader->Finish();
+       }},
+  };
+  for (rpc::Role role : rpc::kAllRoles) {
+    const std::string name(rpc::RoleName(role));
+    for (const auto& [method, call] : calls) {
+      const std::string full = "deepsearch.v1." + method;
+      grpc::ClientContext context;
+      As(context, name);
+      const grpc::Status s = call(context);
+      if (rpc::AllowedRoles(full).Has(role)) {
+        // Admitted: the handler's own answer (OK, or NOT_FOUND for the job "nope").
+        EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::NOT_FOUND)
+            << full << " x " << name << ": " << s.error_code() << " " << s.error_message();
+      } else {
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << full << " x " << name;
+        EXPECT_THAT(s.error_message(), HasSubstr(full));
+      }
+    }
+  }
+  grpc::ClientContext anonymous;
+  v1::ListJobsResponse jobs;
+  EXPECT_EQ(problem_stub_->ListJobs(&anonymous, {}, &jobs).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(LearnerServiceLimitsTest, SubmissionsAndWatchersPastTheirLimitsNameTheKey) {
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    As(context, "client");
+    const grpc::Status s = problem_stub_->SubmitProblemSet(&context, SolveRequest(4), &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(s.error_message(),
+              "SubmitProblemSet: 4 problems; at most 3 per submission "
+              "(learner.max_problems_per_submission)");
+  }
+  {
+    grpc::ClientContext context;
+    As(context, "client");
+    ASSERT_TRUE(problem_stub_->SubmitProblemSet(&context, SolveRequest(3), &job).ok());
+  }
+  // No actor serves the job, so a watcher stays open; a second one is refused.
+  grpc::ClientContext first_context;
+  As(first_context, "client");
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  auto first = problem_stub_->WatchJob(&first_context, watch);
+  v1::JobEvent event;
+  ASSERT_TRUE(first->Read(&event));
+  grpc::ClientContext second_context;
+  As(second_context, "admin");
+  auto second = problem_stub_->WatchJob(&second_context, watch);
+  EXPECT_FALSE(second->Read(&event));
+  const grpc::Status s = second->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(s.error_message(), absl::StrCat("WatchJob: job ", job.job_id(),
+                                            " has 1 watchers open; at most 1 "
+                                            "(learner.max_watchers_per_job)"));
+  first_context.TryCancel();
+  while (first->Read(&event)) {
+  }
+  first->Finish();
+}
+
+bool WaitUntil(const std::function<bool()>& ready, absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!ready()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+// Actors that vanish: the lease they held expires at its deadline though nobody asks for
+// work, the stall shows in the job's status, and an actor that comes back gets the lease
+// again (its next attempt) and ends the stall.
+class LearnerServiceStallTest : public LearnerServiceTest {
+ protected:
+  void Adjust(LearnerOptions& options) override {
+    options.lease_duration = absl::Milliseconds(300);
+    options.stall_after = absl::Milliseconds(500);
+  }
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    EXPECT_TRUE(problem_stub_->GetJob(&context, request, &job).ok());
+    return job;
+  }
+  v1::LeaseWorkResponse Lease() {
+    grpc::ClientContext context;
+    v1::LeaseWorkRequest request;
+    request.set_actor_id("a");
+    request.set_max_leases(10);
+    v1::LeaseWorkResponse response;
+    EXPECT_TRUE(learner_stub_->LeaseWork(&context, request, &response).ok());
+    return response;
+  }
+};
+
+TEST_F(LearnerServiceStallTest, VanishedActorsLeaveExpiringLeasesAndAReportedStall) {
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    v1::SubmitProblemSetRequest submit = SolveRequest(1);
+    submit.mutable_options()->set_samples_per_problem(2);
+    ASSERT_TRUE(problem_stub_->SubmitProblemSet(&context, submit, &job).ok());
+  }
+  v1::LeaseWorkResponse first;
+  for (int i = 0; i < 100 && first.leases_size() == 0; ++i) {
+    first = Lease();
+    if (first.leases_size() == 0) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(first.leases_size(), 1);
+  EXPECT_EQ(first.leases(0).attempt(), 1);
+  EXPECT_EQ(Get(job.job_id()).progress().stalled_seconds(), 0.0);
+  // The actor vanishes: no call at all. The driver expires the lease at its deadline.
+  ASSERT_TRUE(WaitUntil([&] { return learner_->stats().leases.expired == 1; }));
+  EXPECT_EQ(learner_->stats().leases.pending, 1);
+  ASSERT_TRUE(WaitUntil([&] { return Get(job.job_id()).progress().stalled_seconds() >= 0.5; }));
+  EXPECT_GT(learner_->stats().stalled_seconds, 0.0);
+  // An actor is back: it gets the same lease, second attempt, and the stall is over.
+  const v1::LeaseWorkResponse again = Lease();
+  ASSERT_EQ(again.leases_size(), 1);
+  EXPECT_EQ(again.leases(0).lease_id(), first.leases(0).lease_id());
+  EXPECT_EQ(again.leases(0).attempt(), 2);
+  EXPECT_EQ(Get(job.job_id()).progress().stalled_seconds(), 0.0);
+  EXPECT_EQ(learner_->stats().stalled_seconds, 0.0);
 }
 
 TEST(LearnerConvertTest, TrajectoriesMustTileTheirVersionRanges) {

@@ -36,7 +36,7 @@ class FakeProblemService final : public v1::ProblemService::CallbackService {
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const v1::GetJobRequest* request, v1::Job* job) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (grpc::Status s = auth_.Check(*context); !s.ok()) {
+    if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/GetJob"); !s.ok()) {
       reactor->Finish(s);
       return reactor;
     }
@@ -53,7 +53,8 @@ class FakeProblemService final : public v1::ProblemService::CallbackService {
                                              const v1::SubmitProblemSetRequest* request,
                                              v1::Job* job) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (grpc::Status s = auth_.Check(*context); !s.ok()) {
+    if (grpc::Status s = auth_.Check(*context, "deepsearch.v1.ProblemService/SubmitProblemSet");
+        !s.ok()) {
       reactor->Finish(s);
       return reactor;
     }
@@ -196,6 +197,8 @@ TEST(ServerTest, MessageSizeLimitRefusesLargeRequests) {
   EXPECT_TRUE(submit(10 << 10).ok());
   grpc::Status s = submit(100 << 10);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // As clients report it: the setting behind the limit is named.
+  EXPECT_THAT(std::string(FromGrpcStatus(s).message()), HasSubstr("rpc.max_receive_message_bytes"));
 }
 
 // Lists services through the reflection service, with a generic stub and dynamic messages
@@ -329,7 +332,7 @@ TEST(ServerTest, BadSettingsGiveClearErrors) {
   RpcConfig bad_token;
   bad_token.auth.token_file = "/nonexistent/token";
   EXPECT_EQ(RpcClient::Connect("127.0.0.1:1", bad_token).status().message(),
-            "auth.token_file /nonexistent/token: cannot open");
+            "rpc.auth.token_file /nonexistent/token: cannot open");
 }
 
 TEST(ServerTest, ShutdownIsIdempotent) {
