@@ -270,10 +270,8 @@ LearnerStats Learner::stats() const {
     s = impl_->stats;
   }
   s.leases = impl_->leases->counts();
-  const absl::Duration silent = absl::Now() - s.leases.last_actor_contact;
-  if (s.leases.pending + s.leases.issued > 0 && silent >= impl_->options.stall_after) {
-    s.stalled_seconds = absl::ToDoubleSeconds(silent);
-  }
+  s.stalled_seconds =
+      absl::ToDoubleSeconds(StalledFor(s.leases, impl_->options.stall_after, absl::Now()));
   return s;
 }
 

@@ -454,8 +454,8 @@ absl::Status Learner::Impl::PollOnce() {
 void Learner::Impl::WatchActors() {
   leases->ExpireOverdue(absl::Now());
   const LeaseCounts c = leases->counts();
-  const absl::Duration silent = absl::Now() - c.last_actor_contact;
-  const bool stalled_now = c.pending + c.issued > 0 && silent >= options.stall_after;
+  const absl::Duration silent = StalledFor(c, options.stall_after, absl::Now());
+  const bool stalled_now = silent > absl::ZeroDuration();
   if (stalled_now && !stalled) {
     log::Warning(
         "learner: stalled: no actor has asked for work or delivered for {:.0f} s; {} lease(s) "

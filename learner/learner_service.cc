@@ -18,16 +18,12 @@ grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
-// Adds the learner's stall (LearnerStats::stalled_seconds) to a job that is not over; true
-// when there is one.
-bool WithStall(const Learner& learner, v1::Job& job) {
-  if (job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_FAILED ||
-      job.state() == v1::JOB_STATE_CANCELLED) {
-    return false;
-  }
-  const double stalled = learner.stats().stalled_seconds;
-  job.mutable_progress()->set_stalled_seconds(stalled);
-  return stalled > 0;
+// A job's proto with the learner's stall (LearnerStats::stalled_seconds, taken once per
+// answer) when the job is not over.
+v1::Job JobWithStall(const Job& job, bool include_results, double stalled_seconds) {
+  v1::Job p = JobToProto(job, include_results);
+  if (!IsTerminal(job.state)) p.mutable_progress()->set_stalled_seconds(stalled_seconds);
+  return p;
 }
 
 }  // namespace
@@ -240,8 +236,7 @@ grpc::Status ProblemServiceImpl::GetJob(grpc::ServerContext* context,
   }
   absl::StatusOr<Job> job = learner_->jobs().Get(request->job_id());
   if (!job.ok()) return rpc::ToGrpcStatus(job.status());
-  *response = JobToProto(*job, request->include_results());
-  WithStall(*learner_, *response);
+  *response = JobWithStall(*job, request->include_results(), learner_->stats().stalled_seconds);
   return grpc::Status::OK;
 }
 
@@ -257,11 +252,8 @@ grpc::Status ProblemServiceImpl::ListJobs(grpc::ServerContext* context,
   absl::StatusOr<JobListPage> page =
       learner_->jobs().List(request->page_size(), request->page_token(), *filter);
   if (!page.ok()) return rpc::ToGrpcStatus(page.status());
-  for (const Job& job : page->jobs) {
-    v1::Job* p = response->add_jobs();
-    *p = JobToProto(job, false);
-    WithStall(*learner_, *p);
-  }
+  const double stalled = learner_->stats().stalled_seconds;
+  for (const Job& job : page->jobs) *response->add_jobs() = JobWithStall(job, false, stalled);
   response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
@@ -291,8 +283,8 @@ grpc::Status ProblemServiceImpl::WatchJob(grpc::ServerContext* context,
   if (!watcher.ok()) return rpc::ToGrpcStatus(Annotate(watcher.status(), "WatchJob"));
   while (true) {
     v1::JobEvent event;
-    *event.mutable_job() = JobToProto(*job, false);
-    const bool stalled = WithStall(*learner_, *event.mutable_job());
+    *event.mutable_job() = JobWithStall(*job, false, learner_->stats().stalled_seconds);
+    const bool stalled = event.job().progress().stalled_seconds() > 0;
     if (!writer->Write(event)) return grpc::Status::OK;  // the client went away
     if (IsTerminal(job->state)) return grpc::Status::OK;
     // Wake at least every half second to notice a cancelled call, a shutdown, or a stall

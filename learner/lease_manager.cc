@@ -24,6 +24,12 @@ struct LeaseManager::Entry {
   std::string tree_id() const { return absl::StrCat(lease_id, ".", attempt); }
 };
 
+absl::Duration StalledFor(const LeaseCounts& counts, absl::Duration stall_after, absl::Time now) {
+  const absl::Duration silent = now - counts.last_actor_contact;
+  const bool stalled = counts.pending + counts.issued > 0 && silent >= stall_after;
+  return stalled ? silent : absl::ZeroDuration();
+}
+
 LeaseManager::LeaseManager(LeaseManagerOptions options)
     : options_(options), last_actor_contact_(absl::Now()) {}
 LeaseManager::~LeaseManager() = default;

@@ -122,6 +122,10 @@ struct LeaseCounts {
   absl::Time last_actor_contact;
 };
 
+// How long leases have waited or been out with no actor heard from, once that silence has
+// lasted `stall_after`; zero when actors are active or no lease waits (the learner's stall).
+absl::Duration StalledFor(const LeaseCounts& counts, absl::Duration stall_after, absl::Time now);
+
 class LeaseManager {
  public:
   explicit LeaseManager(LeaseManagerOptions options);

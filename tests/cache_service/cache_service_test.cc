@@ -34,6 +34,7 @@
 #include "common/tasks/task.h"
 #include "common/weights/weight_file.h"
 #include "tests/cache_service/weight_testing.h"
+#include "tests/rpc/role_tokens.h"
 
 namespace deepsearch {
 namespace {
@@ -449,17 +450,7 @@ TEST_F(CacheServiceTest, CallsWithoutTheTokenAreRefused) {
 // runs (its answer then is the handler's own: OK, or INVALID_ARGUMENT for the empty publish).
 TEST_F(CacheServiceTest, EachMethodAcceptsExactlyItsRoles) {
   StopServer();
-  const std::string tokens = Scratch("role_tokens");
-  AuthConfig auth;
-  for (rpc::Role role : rpc::kAllRoles) {
-    const std::string name(rpc::RoleName(role));
-    const std::string path = tokens + "/" + name;
-    std::ofstream(path) << name << "-token\n";
-    if (role == rpc::Role::kActor) auth.actor_tokens_file = path;
-    if (role == rpc::Role::kLearner) auth.learner_tokens_file = path;
-    if (role == rpc::Role::kClient) auth.client_tokens_file = path;
-    if (role == rpc::Role::kAdmin) auth.admin_tokens_file = path;
-  }
+  const AuthConfig auth = testing_rpc::WriteRoleTokens(Scratch("role_tokens"));
   StartServer(*rpc::ServerAuth::FromConfig(auth));
   ASSERT_TRUE(weights_->Publish(EncodeFull(MakeSet(1))).ok());
   using Call = std::function<grpc::Status(grpc::ClientContext&)>;

@@ -16,6 +16,7 @@
 #include "common/rpc/channel.h"
 #include "learner/learner_convert.h"
 #include "tests/learner/learner_testing.h"
+#include "tests/rpc/role_tokens.h"
 
 namespace deepsearch {
 namespace {
@@ -399,16 +400,7 @@ class LearnerServiceLimitsTest : public LearnerServiceTest {
     options.max_watchers_per_job = 1;
   }
   rpc::ServerAuth Auth() override {
-    AuthConfig auth;
-    for (rpc::Role role : rpc::kAllRoles) {
-      const std::string name(rpc::RoleName(role));
-      const std::string path = dir_.Sub("token-" + name);
-      std::ofstream(path) << name << "-token\n";
-      if (role == rpc::Role::kActor) auth.actor_tokens_file = path;
-      if (role == rpc::Role::kLearner) auth.learner_tokens_file = path;
-      if (role == rpc::Role::kClient) auth.client_tokens_file = path;
-      if (role == rpc::Role::kAdmin) auth.admin_tokens_file = path;
-    }
+    const AuthConfig auth = testing_rpc::WriteRoleTokens(dir_.Sub("tokens"));
     absl::StatusOr<rpc::ServerAuth> parsed = rpc::ServerAuth::FromConfig(auth);
     EXPECT_TRUE(parsed.ok()) << parsed.status();
     return *parsed;

@@ -24,6 +24,7 @@
 
 #include "common/rpc/channel.h"
 #include "common/rpc/stream_limiter.h"
+#include "tests/rpc/role_tokens.h"
 
 namespace deepsearch::rpc {
 namespace {
@@ -109,14 +110,7 @@ class AuthTest : public ::testing::Test {
     return path;
   }
 
-  AuthConfig RoleConfig() {
-    AuthConfig auth;
-    auth.actor_tokens_file = Write("actor", "actor-token\n");
-    auth.learner_tokens_file = Write("learner", "learner-token\n");
-    auth.client_tokens_file = Write("client", "client-token\n");
-    auth.admin_tokens_file = Write("admin", "admin-token\n");
-    return auth;
-  }
+  AuthConfig RoleConfig() { return testing_rpc::WriteRoleTokens(dir_.string()); }
 
   void Start(ServerAuth auth) {
     service_ = std::make_unique<AuthEchoService>(std::move(auth));
